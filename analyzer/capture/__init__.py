@@ -1,0 +1,1 @@
+"""capture layer of sipflow (see ../shared/STYLE.md)."""

@@ -1,0 +1,1 @@
+"""correlate layer of sipflow (see ../shared/STYLE.md)."""

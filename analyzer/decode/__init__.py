@@ -1,0 +1,1 @@
+"""decode layer of sipflow (see ../shared/STYLE.md)."""

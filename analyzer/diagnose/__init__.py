@@ -1,0 +1,1 @@
+"""diagnose layer of sipflow (see ../shared/STYLE.md)."""

@@ -1,0 +1,1 @@
+"""report layer of sipflow (see ../shared/STYLE.md)."""

@@ -1,0 +1,1 @@
+"""sip layer of sipflow (see ../shared/STYLE.md)."""
