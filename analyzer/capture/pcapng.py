@@ -1,0 +1,184 @@
+"""pcapng files (draft-ietf-opsawg-pcapng): sections, interfaces, EPB/SPB/OPB, as a stream.
+
+Several sections (each with its own byte order) and several interfaces with
+different link types and timestamp resolutions are handled; blocks of other types
+are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from analyzer.capture.stats import CaptureStats, RawFrame
+from analyzer.errors import CaptureFormatError
+
+SHB = 0x0A0D0D0A
+IDB = 0x00000001
+OPB = 0x00000002  # obsolete Packet Block
+SPB = 0x00000003
+EPB = 0x00000006
+BYTE_ORDER_MAGIC = 0x1A2B3C4D
+CHUNK = 1 << 20
+MAX_BLOCK = 16 * 1024 * 1024
+OPT_TSRESOL = 9
+OPT_TSOFFSET = 14
+
+
+@dataclass(frozen=True, slots=True)
+class Interface:
+    linktype: int
+    snaplen: int
+    ts_mul: int
+    """Nanoseconds per timestamp unit when the resolution is a power of ten at most 1 ns."""
+    ts_div: int
+    ts_shift: int
+    """For 2^-n resolutions: ns = (ts * 1e9) >> ts_shift."""
+    ts_offset_ns: int
+
+
+def read_pcapng(stream: BinaryIO, head: bytes, stats: CaptureStats) -> Iterator[RawFrame]:
+    """Frames of a pcapng file whose first bytes ``head`` were already read."""
+    return _Reader(stream, head, stats).frames()
+
+
+class _Reader:
+    def __init__(self, stream: BinaryIO, head: bytes, stats: CaptureStats) -> None:
+        self.stream = stream
+        self.buf = head
+        self.pos = 0
+        self.offset = 0  # file offset of buf[0]
+        self.stats = stats
+        self.order = "<"
+        self.interfaces: list[Interface] = []
+        self.first = True
+
+    def _fill(self, need: int) -> bool:
+        """Make ``need`` bytes available at ``pos``; False at end of file."""
+        while len(self.buf) - self.pos < need:
+            chunk = self.stream.read(max(CHUNK, need))
+            if not chunk:
+                return False
+            self.offset += self.pos
+            self.buf = self.buf[self.pos :] + chunk
+            self.pos = 0
+        return True
+
+    def frames(self) -> Iterator[RawFrame]:
+        while self._fill(12):
+            btype, blen = struct.unpack_from(self.order + "II", self.buf, self.pos)
+            if btype == SHB:
+                self._section_order()
+                btype, blen = struct.unpack_from(self.order + "II", self.buf, self.pos)
+            elif self.first:
+                raise CaptureFormatError("pcapng file does not start with a Section Header Block")
+            self.first = False
+            if blen < 12 or blen % 4 or blen > MAX_BLOCK:
+                self._stop(f"block at byte {self.offset + self.pos} has a bad length {blen}")
+                return
+            if not self._fill(blen):
+                self._stop(f"last block cut short at byte {self.offset + self.pos}")
+                return
+            body = self.buf[self.pos + 8 : self.pos + blen - 4]
+            self.pos += blen
+            frame = self._block(btype, body)
+            if frame is not None:
+                yield frame
+        if self.pos < len(self.buf):
+            self._stop(f"last block cut short at byte {self.offset + self.pos}")
+
+    def _stop(self, why: str) -> None:
+        self.stats.stop(why)
+
+    def _section_order(self) -> None:
+        """Read the byte-order magic of a new section (it decides how to read the rest)."""
+        if not self._fill(12):
+            raise CaptureFormatError("pcapng section header is cut short")
+        magic = self.buf[self.pos + 8 : self.pos + 12]
+        if magic == struct.pack("<I", BYTE_ORDER_MAGIC):
+            self.order = "<"
+        elif magic == struct.pack(">I", BYTE_ORDER_MAGIC):
+            self.order = ">"
+        else:
+            raise CaptureFormatError("pcapng section header has a bad byte-order magic")
+        self.interfaces = []  # interface ids are per section
+
+    def _block(self, btype: int, body: bytes) -> RawFrame | None:
+        if btype == EPB:
+            return self._epb(body)
+        if btype == SPB:
+            return self._spb(body)
+        if btype == IDB:
+            self._idb(body)
+        elif btype == OPB:
+            return self._opb(body)
+        elif btype != SHB:
+            self.stats.skipped_blocks += 1
+        return None
+
+    def _idb(self, body: bytes) -> None:
+        if len(body) < 8:
+            raise CaptureFormatError("pcapng interface block is too short")
+        linktype, _, snaplen = struct.unpack_from(self.order + "HHI", body, 0)
+        resol, offset = 6, 0
+        for code, value in _options(body[8:], self.order):
+            if code == OPT_TSRESOL and value:
+                resol = value[0]
+            elif code == OPT_TSOFFSET and len(value) >= 8:
+                offset = struct.unpack_from(self.order + "q", value)[0] * 1_000_000_000
+        self.interfaces.append(_interface(linktype, snaplen, resol, offset))
+        self.stats.linktypes.add(linktype)
+
+    def _epb(self, body: bytes) -> RawFrame | None:
+        if len(body) < 20:
+            return None
+        ifid, hi, lo, caplen, origlen = struct.unpack_from(self.order + "IIIII", body, 0)
+        return self._frame(ifid, (hi << 32) | lo, body[20 : 20 + caplen], origlen)
+
+    def _opb(self, body: bytes) -> RawFrame | None:
+        if len(body) < 20:
+            return None
+        ifid, _, hi, lo, caplen, origlen = struct.unpack_from(self.order + "HHIIII", body, 0)
+        return self._frame(ifid, (hi << 32) | lo, body[20 : 20 + caplen], origlen)
+
+    def _spb(self, body: bytes) -> RawFrame | None:
+        if len(body) < 4 or not self.interfaces:
+            return None
+        (origlen,) = struct.unpack_from(self.order + "I", body, 0)
+        iface = self.interfaces[0]
+        caplen = min(origlen, iface.snaplen or origlen, len(body) - 4)
+        # SPB has no timestamp: the frame gets 0 ns, as Wireshark shows it.
+        return (0, iface.linktype, body[4 : 4 + caplen], origlen)
+
+    def _frame(self, ifid: int, ts: int, data: bytes, origlen: int) -> RawFrame | None:
+        if ifid >= len(self.interfaces):
+            self.stats.skipped_blocks += 1
+            return None
+        i = self.interfaces[ifid]
+        if i.ts_shift:
+            ns = (ts * 1_000_000_000) >> i.ts_shift
+        else:
+            ns = ts * i.ts_mul // i.ts_div
+        return (ns + i.ts_offset_ns, i.linktype, data, origlen)
+
+
+def _interface(linktype: int, snaplen: int, resol: int, offset_ns: int) -> Interface:
+    """Interface with its timestamp scale (if_tsresol: high bit set means 2^-n, else 10^-n)."""
+    if resol & 0x80:
+        return Interface(linktype, snaplen, 1, 1, resol & 0x7F, offset_ns)
+    if resol <= 9:
+        return Interface(linktype, snaplen, 10 ** (9 - resol), 1, 0, offset_ns)
+    return Interface(linktype, snaplen, 1, 10 ** (resol - 9), 0, offset_ns)
+
+
+def _options(data: bytes, order: str) -> Iterator[tuple[int, bytes]]:
+    """(code, value) of each option until opt_endofopt or the end of the data."""
+    pos = 0
+    while pos + 4 <= len(data):
+        code, length = struct.unpack_from(order + "HH", data, pos)
+        if code == 0:
+            return
+        yield code, data[pos + 4 : pos + 4 + length]
+        pos += 4 + ((length + 3) & ~3)

@@ -1,0 +1,87 @@
+"""Open a capture from a path or standard input, plain or gzip-compressed, pcap or pcapng.
+
+The only place that opens capture files. Everything is streamed: a capture of any
+size is read in fixed-size chunks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from analyzer.capture.pcap import MAGICS, read_pcap
+from analyzer.capture.pcapng import read_pcapng
+from analyzer.capture.stats import CaptureStats, RawFrame
+from analyzer.errors import CaptureFormatError, CaptureOpenError
+
+GZIP_MAGIC = b"\x1f\x8b"
+PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+
+
+@contextlib.contextmanager
+def open_stream(path: str | Path) -> Iterator[BinaryIO]:
+    """A binary stream for ``path`` (``-`` is standard input); errors become CaptureOpenError."""
+    if str(path) == "-":
+        yield sys.stdin.buffer
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise CaptureOpenError(f"{p}: is a directory, expected a pcap or pcapng file")
+    try:
+        f = p.open("rb")
+    except OSError as exc:
+        raise CaptureOpenError(f"{p}: {exc.strerror or exc}") from None
+    with f:
+        yield f
+
+
+def read_frames(stream: BinaryIO, stats: CaptureStats) -> Iterator[RawFrame]:
+    """Frames of a capture stream; detects gzip, pcap and pcapng by their magic numbers."""
+    head = stream.read(4)
+    if head[:2] == GZIP_MAGIC:
+        stream = _gunzip(stream, head)
+        head = stream.read(4)
+        stats.format = "+gzip"
+    if head in MAGICS:
+        stats.format = ("pcap-ns" if MAGICS[head][1] == 1 else "pcap") + stats.format
+        return _guard(read_pcap(stream, head, stats), stats)
+    if head == PCAPNG_MAGIC:
+        stats.format = "pcapng" + stats.format
+        return _guard(read_pcapng(stream, head, stats), stats)
+    what = "an empty file" if not head else f"first bytes {head.hex()}"
+    raise CaptureFormatError(f"{stats.path}: not a pcap or pcapng capture ({what})")
+
+
+def _gunzip(stream: BinaryIO, head: bytes) -> BinaryIO:
+    return gzip.GzipFile(fileobj=_Prefixed(head, stream), mode="rb")  # type: ignore[return-value]
+
+
+def _guard(frames: Iterator[RawFrame], stats: CaptureStats) -> Iterator[RawFrame]:
+    """Turn a damaged compressed stream into a warning: keep what was read before it."""
+    try:
+        yield from frames
+    except (EOFError, gzip.BadGzipFile, OSError) as exc:
+        stats.stop(f"compressed data is damaged or cut short ({exc})")
+
+
+class _Prefixed:
+    """A read-only stream that first returns ``head``, then the rest of ``stream``."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self.head = head
+        self.stream = stream
+
+    def read(self, n: int = -1) -> bytes:
+        if self.head:
+            if n < 0:
+                out, self.head = self.head + self.stream.read(), b""
+                return out
+            out, self.head = self.head[:n], self.head[n:]
+            if len(out) < n:
+                out += self.stream.read(n - len(out))
+            return out
+        return self.stream.read(n)

@@ -1,0 +1,25 @@
+"""What the capture readers tell about a file besides its frames."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+RawFrame = tuple[int, int, bytes, int]
+"""(timestamp in ns since the epoch, link type, captured bytes, original length)."""
+
+
+@dataclass(slots=True)
+class CaptureStats:
+    """Filled in by a reader while it streams a capture."""
+
+    path: str
+    format: str = ""
+    """``pcap``, ``pcap-ns``, ``pcapng`` (``+gzip`` when compressed)."""
+    linktypes: set[int] = field(default_factory=set)
+    warning: str = ""
+    """Why reading stopped before the end of the file (truncated or corrupt), else empty."""
+    skipped_blocks: int = 0
+    """pcapng blocks of unknown or unused types that were skipped."""
+
+    def stop(self, why: str) -> None:
+        self.warning = why

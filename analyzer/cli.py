@@ -1,0 +1,73 @@
+"""The ``sipflow`` command: parse options, call the library, map errors to exit codes."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+import click
+
+from analyzer import __version__
+from analyzer.errors import SipflowError
+from analyzer.reader import MessageReader
+from analyzer.report.columns import MESSAGE_COLUMNS
+from analyzer.report.render import FORMATS, WRITERS
+
+
+class CliError(click.ClickException):
+    """A one-line error with the exit code of the library error behind it."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: TextIO | None = None) -> None:
+        click.echo(f"sipflow: error: {self.message}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sipflow")
+def main() -> None:
+    """sipflow: find why SIP calls fail, from pcap/pcapng captures."""
+
+
+@main.command()
+@click.argument("capture", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+              help="Output format.")
+@click.option("-o", "--output", type=click.File("w", encoding="utf-8", lazy=True), default="-",
+              help="Write here instead of standard output.")
+@click.option("--show-skipped", is_flag=True,
+              help="List (on stderr) frames skipped by reason and every message that could not be parsed.")
+def messages(capture: str, fmt: str, output: TextIO, show_skipped: bool) -> None:
+    """List every SIP message in CAPTURE (pcap/pcapng, optionally gzipped; - for stdin)."""
+    reader = MessageReader(capture)
+    try:
+        WRITERS[fmt](output, MESSAGE_COLUMNS, reader)
+    except SipflowError as exc:
+        raise CliError(str(exc), exc.exit_code) from None
+    except BrokenPipeError:
+        sys.stderr.close()  # `sipflow messages x | head`: stop quietly
+        return
+    finally:
+        output.flush()
+    _report_reading(reader, show_skipped)
+
+
+def _report_reading(reader: MessageReader, show_skipped: bool) -> None:
+    """Truncation warning always; counts and malformed messages on request (stderr)."""
+    cap, st = reader.capture, reader.decoder.stats
+    if cap.warning:
+        click.echo(f"sipflow: warning: {cap.path}: reading stopped after frame {st.frames}: {cap.warning}",
+                   err=True)
+    if not show_skipped:
+        if st.malformed:
+            click.echo(f"sipflow: {len(st.malformed)} malformed SIP message(s) skipped "
+                       "(--show-skipped lists them)", err=True)
+        return
+    click.echo(f"{st.frames} frames, {st.sip_messages} SIP messages", err=True)
+    for reason, count in sorted(st.frames_by_reason.items(), key=lambda kv: (-kv[1], kv[0])):
+        click.echo(f"  {reason:<24} {count:>9} frames", err=True)
+    for m in st.malformed:
+        frames = ",".join(str(f) for f in m.frames)
+        click.echo(f"  malformed frame {m.frame} ({frames}): {m.reason} {m.detail!r}", err=True)

@@ -1,0 +1,318 @@
+"""The decoder: frames in, SIP messages out (sans-I/O; the same for files and live capture).
+
+Feed it frames in capture order with :meth:`Decoder.feed`; call :meth:`Decoder.finish`
+at the end. Every frame is accounted for exactly once in :attr:`DecodeStats.frames_by_reason`
+(``sip`` when it completed at least one SIP message). Bytes that start like SIP but
+cannot be read as a message are listed in :attr:`DecodeStats.malformed` with their
+frame numbers, never dropped silently.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from analyzer.decode import hep as hep_mod
+from analyzer.decode import ip as ip_mod
+from analyzer.decode import sctp as sctp_mod
+from analyzer.decode import tunnels
+from analyzer.decode.fragments import FragmentTable
+from analyzer.decode.link import ETH_IPV4, ETH_IPV6, LINK_DECODERS, LinkResult
+from analyzer.decode.tcp import Piece, TcpTable
+from analyzer.errors import DecodeError, SipParseError
+from analyzer.sip.message import Origin, SipMessage
+from analyzer.sip.parser import parse_message
+
+MAX_DEPTH = 6  # tunnels inside tunnels deeper than this are not decoded
+
+# First payload bytes worth a closer look on UDP: letters (SIP, "HEP3"), 0x02 (HEPv2),
+# 0x08-0x0f (VXLAN flags), 0x30-0x37 (GTPv1). RTP (0x80-0xbf) falls through at once.
+_UDP_INTERESTING = bytes(
+    1 if (0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A or b == 0x02 or 0x08 <= b <= 0x0F or 0x30 <= b <= 0x37) else 0
+    for b in range(256)
+)
+_KEEPALIVES = (b"\r\n\r\n", b"\r\n", b"\n", b"\0\0\0\0", b"\0", b"jaK\n", b"ping")
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """Something that started like SIP but is not a SIP message."""
+
+    frame: int
+    frames: tuple[int, ...]
+    reason: str
+    detail: str
+
+
+@dataclass(slots=True)
+class DecodeStats:
+    frames: int = 0
+    bytes: int = 0
+    sip_messages: int = 0
+    frames_by_reason: Counter[str] = field(default_factory=Counter)
+    malformed: list[Malformed] = field(default_factory=list)
+    first_ts_ns: int | None = None
+    last_ts_ns: int | None = None
+
+
+@dataclass(slots=True)
+class _Ctx:
+    """What is known about the frame being decoded."""
+
+    number: int
+    ts_ns: int
+    encap: str = ""
+    frames: tuple[int, ...] = ()
+
+
+class Decoder:
+    """Stateful decoder: IP fragments and TCP streams are kept between frames."""
+
+    def __init__(self) -> None:
+        self.stats = DecodeStats()
+        self.fragments = FragmentTable()
+        self.tcp = TcpTable()
+        self.sctp = sctp_mod.SctpReassembler()
+        self._out: list[SipMessage] = []
+
+    # -- entry points ----------------------------------------------------------------
+    def feed(self, number: int, ts_ns: int, linktype: int, data: bytes) -> list[SipMessage]:
+        """Decode one frame; returns the SIP messages it completed (often none)."""
+        st = self.stats
+        st.frames += 1
+        st.bytes += len(data)
+        if st.first_ts_ns is None:
+            st.first_ts_ns = ts_ns
+        st.last_ts_ns = ts_ns
+        # Fast path: Ethernet / IPv4 without options, not a fragment / UDP whose first
+        # payload byte cannot start SIP, HEP or a tunnel (RTP, mostly).
+        if (
+            linktype == 1
+            and len(data) > 42
+            and data[12] == 0x08
+            and data[13] == 0
+            and data[14] == 0x45
+            and data[23] == 17
+            and not (data[20] & 0x3F or data[21])
+            and not _UDP_INTERESTING[data[42]]
+        ):
+            st.frames_by_reason["udp-not-sip"] += 1
+            return []
+        decoder = LINK_DECODERS.get(linktype)
+        if decoder is None:
+            return self._skip("link-unsupported")
+        ctx = _Ctx(number, ts_ns)
+        return self._network(data, decoder(data), ctx, 0)
+
+    def finish(self) -> list[SipMessage]:
+        """End of input: report what is left in TCP streams and fragment tables."""
+        out: list[SipMessage] = []
+        for piece in self.tcp.close_all():
+            self._piece(piece, None, out)
+        for frames in self.fragments.pending():
+            self.stats.malformed.append(Malformed(frames[-1], frames, "ip-fragments-incomplete", ""))
+        return out
+
+    # -- layers ------------------------------------------------------------------------
+    def _skip(self, reason: str) -> list[SipMessage]:
+        self.stats.frames_by_reason[reason] += 1
+        return []
+
+    def _network(self, data: bytes, link: LinkResult, ctx: _Ctx, depth: int) -> list[SipMessage]:
+        etype, off, encap = link
+        if encap:
+            ctx.encap = f"{ctx.encap}/{encap}" if ctx.encap else encap
+        if depth > MAX_DEPTH:
+            return self._skip("tunnel-too-deep")
+        try:
+            if etype == ETH_IPV4:
+                pkt = ip_mod.ipv4(data, off)
+            elif etype == ETH_IPV6:
+                pkt = ip_mod.ipv6(data, off)
+            else:
+                return self._skip("not-ip")
+        except DecodeError as exc:
+            return self._skip(exc.reason)
+        if pkt.frag_id >= 0:
+            key = (pkt.src, pkt.dst, pkt.frag_id, pkt.proto)
+            done = self.fragments.add(key, pkt.frag_offset, pkt.more_fragments, pkt.payload, ctx.number)
+            if done is None:
+                return self._skip("ip-fragment")
+            payload, ctx.frames = done
+            pkt = ip_mod.IpPacket(pkt.version, pkt.src, pkt.dst, pkt.proto, payload)
+        return self._transport(pkt, ctx, depth)
+
+    def _transport(self, pkt: ip_mod.IpPacket, ctx: _Ctx, depth: int) -> list[SipMessage]:
+        proto = pkt.proto
+        if proto == ip_mod.PROTO_UDP:
+            return self._udp(pkt, ctx, depth)
+        if proto == ip_mod.PROTO_TCP:
+            return self._tcp(pkt, ctx)
+        if proto == ip_mod.PROTO_SCTP:
+            return self._sctp(pkt, ctx)
+        if proto in (ip_mod.PROTO_IPIP, ip_mod.PROTO_IPV6):
+            etype = ETH_IPV4 if proto == ip_mod.PROTO_IPIP else ETH_IPV6
+            return self._network(pkt.payload, (etype, 0, "ip-in-ip"), ctx, depth + 1)
+        if proto == ip_mod.PROTO_GRE:
+            return self._tunnel(tunnels.gre(pkt.payload), pkt.payload, ctx, depth)
+        if proto in (ip_mod.PROTO_ICMP, ip_mod.PROTO_ICMPV6):
+            return self._skip("icmp")  # SIP quoted in an ICMP error is not a message
+        return self._skip("ip-other")
+
+    def _tunnel(self, link: LinkResult, data: bytes, ctx: _Ctx, depth: int) -> list[SipMessage]:
+        if not link[0]:
+            return self._skip("tunnel-unsupported")
+        return self._network(data, link, ctx, depth + 1)
+
+    def _udp(self, pkt: ip_mod.IpPacket, ctx: _Ctx, depth: int) -> list[SipMessage]:
+        seg = pkt.payload
+        if len(seg) < 8:
+            return self._skip("udp-truncated")
+        sport = (seg[0] << 8) | seg[1]
+        dport = (seg[2] << 8) | seg[3]
+        ulen = (seg[4] << 8) | seg[5]
+        payload = seg[8:ulen] if 8 <= ulen <= len(seg) else seg[8:]
+        if not payload:
+            return self._skip("udp-empty")
+        if not _UDP_INTERESTING[payload[0]]:
+            if payload in _KEEPALIVES:
+                return self._skip("keepalive")
+            return self._skip("udp-not-sip")
+        if tunnels.VXLAN_PORT in (sport, dport):
+            link = tunnels.vxlan(payload)
+            if link[0]:
+                return self._network(payload, link, ctx, depth + 1)
+        if tunnels.GTPU_PORT in (sport, dport):
+            link = tunnels.gtpu(payload)
+            if link[0]:
+                return self._network(payload, link, ctx, depth + 1)
+        if payload[0] in (0x02, 0x48) and hep_mod.is_hep(payload):
+            return self._hep(payload, ctx)
+        origin = self._origin(pkt, sport, dport, "udp", ctx)
+        out: list[SipMessage] = []
+        if not self._sip(payload, origin, out, quiet=True):
+            return self._skip("sip-malformed")
+        if not out:
+            return self._skip("keepalive" if payload in _KEEPALIVES else "udp-not-sip")
+        return out
+
+    def _tcp(self, pkt: ip_mod.IpPacket, ctx: _Ctx) -> list[SipMessage]:
+        seg = pkt.payload
+        if len(seg) < 20:
+            return self._skip("tcp-truncated")
+        sport = (seg[0] << 8) | seg[1]
+        dport = (seg[2] << 8) | seg[3]
+        seq = int.from_bytes(seg[4:8], "big")
+        hlen = (seg[12] >> 4) * 4
+        flags = seg[13]
+        data = seg[hlen:] if hlen >= 20 else b""
+        key = (pkt.src, sport, pkt.dst, dport)
+        pieces = self.tcp.segment(key, seq, flags, data, ctx.number)
+        if not pieces:
+            if key in self.tcp.streams and data:
+                return self._skip("tcp-sip-segment")
+            return self._skip("tcp-no-payload" if not data else "tcp-not-sip")
+        out: list[SipMessage] = []
+        for piece in pieces:
+            self._piece(piece, (pkt, sport, dport, ctx), out)
+        if not out:
+            return self._skip("tcp-sip-segment")
+        return out
+
+    def _piece(
+        self,
+        piece: Piece,
+        where: tuple[ip_mod.IpPacket, int, int, _Ctx] | None,
+        out: list[SipMessage],
+    ) -> None:
+        frame = piece.frames[-1] if piece.frames else 0
+        if piece.kind != "message" or where is None:
+            if piece.data.strip(b"\r\n\0 "):
+                reason = "tcp-junk" if piece.kind == "junk" else "tcp-incomplete"
+                detail = piece.data[:60].decode("utf-8", "replace")
+                self.stats.malformed.append(Malformed(frame, piece.frames, reason, detail))
+            return
+        pkt, sport, dport, ctx = where
+        ctx.frames = piece.frames
+        self._sip(piece.data, self._origin(pkt, sport, dport, piece.transport, ctx), out)
+
+    def _sctp(self, pkt: ip_mod.IpPacket, ctx: _Ctx) -> list[SipMessage]:
+        try:
+            packet = sctp_mod.parse_sctp(pkt.payload)
+        except DecodeError as exc:
+            return self._skip(exc.reason)
+        if packet is None:
+            return self._skip("sctp-not-sip")
+        out: list[SipMessage] = []
+        key = (pkt.src, packet.src_port, pkt.dst, packet.dst_port)
+        for chunk in packet.chunks:
+            try:
+                whole = self.sctp.feed(key, chunk)
+            except DecodeError as exc:
+                self.stats.malformed.append(Malformed(ctx.number, (ctx.number,), exc.reason, ""))
+                continue
+            if whole is not None:
+                origin = self._origin(pkt, packet.src_port, packet.dst_port, "sctp", ctx)
+                self._sip(whole, origin, out, quiet=True)
+        if not out:
+            return self._skip("sctp-not-sip")
+        return out
+
+    def _hep(self, payload: bytes, ctx: _Ctx) -> list[SipMessage]:
+        try:
+            hep = hep_mod.parse_hep(payload)
+        except DecodeError as exc:
+            self.stats.malformed.append(Malformed(ctx.number, (ctx.number,), exc.reason, ""))
+            return self._skip("hep-malformed")
+        if hep is None or not hep.payload:
+            return self._skip("hep-not-sip")
+        transport = {6: "tcp", 17: "udp", 132: "sctp"}.get(hep.ip_proto, "udp")
+        origin = Origin(
+            frame=ctx.number,
+            frames=(ctx.number,),
+            ts_ns=hep.ts_ns if hep.ts_ns is not None else ctx.ts_ns,
+            src_ip=hep.src_ip,
+            src_port=hep.src_port,
+            dst_ip=hep.dst_ip,
+            dst_port=hep.dst_port,
+            transport=transport,
+            encap=f"{ctx.encap}/hep{hep.version}" if ctx.encap else f"hep{hep.version}",
+        )
+        out: list[SipMessage] = []
+        self._sip(hep.payload, origin, out, quiet=True)
+        if not out:
+            return self._skip("hep-not-sip")
+        return out
+
+    # -- SIP -------------------------------------------------------------------------
+    def _sip(self, data: bytes, origin: Origin, out: list[SipMessage], quiet: bool = False) -> bool:
+        """Parse one framed message into ``out``.
+
+        A failure is listed as malformed (and False returned) unless ``quiet`` and the
+        bytes are plainly not SIP (no start line at all), which returns True, adding nothing.
+        """
+        try:
+            msg = parse_message(data, origin)
+        except SipParseError as exc:
+            if quiet and exc.reason == "bad-start-line":
+                return True
+            self.stats.malformed.append(Malformed(origin.frame, origin.frames, exc.reason, exc.detail))
+            return False
+        self.stats.sip_messages += 1
+        if not out:
+            self.stats.frames_by_reason["sip"] += 1
+        out.append(msg)
+        return True
+
+    def _origin(self, pkt: ip_mod.IpPacket, sport: int, dport: int, transport: str, ctx: _Ctx) -> Origin:
+        return Origin(
+            frame=ctx.number,
+            frames=ctx.frames or (ctx.number,),
+            ts_ns=ctx.ts_ns,
+            src_ip=ip_mod.address_text(pkt.src),
+            src_port=sport,
+            dst_ip=ip_mod.address_text(pkt.dst),
+            dst_port=dport,
+            transport=transport,
+            encap=ctx.encap,
+        )

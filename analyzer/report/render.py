@@ -1,0 +1,76 @@
+"""Streaming writers for rows described by a column catalogue: table, csv, json, jsonl."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable
+from typing import TextIO
+
+from analyzer.report.columns import Column, Value, row
+from analyzer.sip.message import SipMessage
+
+FORMATS = ("table", "csv", "json", "jsonl")
+
+
+def _cell(value: Value, width: int) -> str:
+    text = "" if value is None else str(value)
+    text = text.replace("\n", " ").replace("\r", " ")
+    if len(text) > width:
+        return text[: width - 1] + "…"
+    return text.ljust(width)
+
+
+def write_table(out: TextIO, columns: tuple[Column, ...], rows: Iterable[SipMessage]) -> int:
+    """A fixed-width text table, streamed (widths come from the catalogue)."""
+    out.write(" ".join(_cell(c.title, c.width) for c in columns).rstrip() + "\n")
+    out.write(" ".join("-" * c.width for c in columns) + "\n")
+    n = 0
+    for msg in rows:
+        out.write(" ".join(_cell(v, c.width) for c, v in zip(columns, row(columns, msg), strict=True)).rstrip())
+        out.write("\n")
+        n += 1
+    return n
+
+
+def write_csv(out: TextIO, columns: tuple[Column, ...], rows: Iterable[SipMessage]) -> int:
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow([c.name for c in columns])
+    n = 0
+    for msg in rows:
+        w.writerow([defuse(v) for v in row(columns, msg)])
+        n += 1
+    return n
+
+
+def defuse(value: Value) -> Value:
+    """Cells a spreadsheet would run as a formula get a leading quote (OWASP CSV injection)."""
+    if isinstance(value, str) and value and value[0] in "=+-@\t\r":
+        return "'" + value
+    return value
+
+
+def write_jsonl(out: TextIO, columns: tuple[Column, ...], rows: Iterable[SipMessage]) -> int:
+    names = [c.name for c in columns]
+    n = 0
+    for msg in rows:
+        out.write(json.dumps(dict(zip(names, row(columns, msg), strict=True)), ensure_ascii=False))
+        out.write("\n")
+        n += 1
+    return n
+
+
+def write_json(out: TextIO, columns: tuple[Column, ...], rows: Iterable[SipMessage]) -> int:
+    """A JSON array, streamed one element at a time."""
+    names = [c.name for c in columns]
+    n = 0
+    out.write("[")
+    for msg in rows:
+        out.write(",\n " if n else "\n ")
+        out.write(json.dumps(dict(zip(names, row(columns, msg), strict=True)), ensure_ascii=False))
+        n += 1
+    out.write("\n]\n" if n else "]\n")
+    return n
+
+
+WRITERS = {"table": write_table, "csv": write_csv, "json": write_json, "jsonl": write_jsonl}

@@ -1,0 +1,107 @@
+"""Lazy access to a SIP message's header block.
+
+The block is split into (name, value) pairs only when a header other than the eagerly
+read Call-ID and CSeq is first asked for, so listing messages never pays for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+# RFC 3261 §7.3.3 and the IANA header-field registry: compact form -> full name.
+COMPACT_FORMS: dict[str, str] = {
+    "a": "accept-contact",
+    "b": "referred-by",
+    "c": "content-type",
+    "d": "request-disposition",
+    "e": "content-encoding",
+    "f": "from",
+    "i": "call-id",
+    "j": "reject-contact",
+    "k": "supported",
+    "l": "content-length",
+    "m": "contact",
+    "n": "identity-info",
+    "o": "event",
+    "r": "refer-to",
+    "s": "subject",
+    "t": "to",
+    "u": "allow-events",
+    "v": "via",
+    "x": "session-expires",
+    "y": "identity",
+}
+
+
+def canonical_name(name: str) -> str:
+    """Lower-case full header name, compact forms expanded (RFC 3261 §7.3.3)."""
+    low = name.strip().lower()
+    return COMPACT_FORMS.get(low, low)
+
+
+def decode_text(data: bytes) -> str:
+    """Header text as str: UTF-8 (RFC 3261 §7.3.1), undecodable bytes replaced."""
+    return data.decode("utf-8", "replace")
+
+
+def split_header_lines(head: str) -> list[tuple[str, str]]:
+    """Unfold continuation lines (RFC 3261 §7.3.1) and split ``name: value`` pairs.
+
+    ``head`` is the header block without the start line. Lines without a colon are
+    skipped (they are junk, and the message carries a defect for them elsewhere).
+    """
+    pairs: list[tuple[str, str]] = []
+    for line in head.replace("\r\n", "\n").split("\n"):
+        if not line:
+            continue
+        if line[0] in " \t" and pairs:
+            name, value = pairs[-1]
+            pairs[-1] = (name, f"{value} {line.strip()}".strip())
+            continue
+        name, sep, value = line.partition(":")
+        if sep:
+            pairs.append((canonical_name(name), value.strip()))
+    return pairs
+
+
+class Headers:
+    """Header fields of one message, parsed on first use.
+
+    Names are looked up case-insensitively, compact forms included. ``get`` returns
+    the first occurrence; ``get_all`` every occurrence in order (a comma-joined
+    multi-value header stays one value: split it with ``analyzer.sip.fields``).
+    """
+
+    __slots__ = ("_head", "_pairs")
+
+    def __init__(self, head: bytes) -> None:
+        self._head = head
+        self._pairs: list[tuple[str, str]] | None = None
+
+    def _load(self) -> list[tuple[str, str]]:
+        if self._pairs is None:
+            self._pairs = split_header_lines(decode_text(self._head))
+        return self._pairs
+
+    def get(self, name: str) -> str | None:
+        key = canonical_name(name)
+        for n, v in self._load():
+            if n == key:
+                return v
+        return None
+
+    def get_all(self, name: str) -> list[str]:
+        key = canonical_name(name)
+        return [v for n, v in self._load() if n == key]
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._load())
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None

@@ -1,0 +1,133 @@
+"""The SIP message object every later layer works on.
+
+A message is built once by :func:`analyzer.sip.parser.parse_message` from bytes plus
+where they came from. The start line, Call-ID and CSeq are read eagerly (every layer
+needs them); every other header is read on first use through :class:`Headers`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from analyzer.sip.headers import Headers
+
+if TYPE_CHECKING:
+    from analyzer.sip.fields import AuthInfo, NameAddr, ReasonInfo, Via
+    from analyzer.sip.sdp import Sdp
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a message was seen: the frames that carried it and the addresses."""
+
+    frame: int
+    """Number (from 1, as Wireshark counts) of the frame that completed the message."""
+    frames: tuple[int, ...]
+    """Every frame that carried a part of it (fragments, TCP segments), in order."""
+    ts_ns: int
+    """Capture time of ``frame``, nanoseconds since the Unix epoch."""
+    src_ip: str
+    src_port: int
+    dst_ip: str
+    dst_port: int
+    transport: str
+    """``udp``, ``tcp``, ``sctp``, ``ws`` (SIP over WebSocket), ``tls`` (decrypted by tshark)."""
+    encap: str = ""
+    """Outer layers worth naming, ``/``-separated (``vlan``, ``sll``, ``gre``, ``gtp``, ``hep3`` …)."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SipMessage:
+    """One SIP request or response as seen on the wire."""
+
+    origin: Origin
+    method: str
+    """Request method as written (``INVITE``); empty for a response."""
+    status: int
+    """Status code; 0 for a request."""
+    reason: str
+    """Reason phrase of a response; empty for a request."""
+    uri: str
+    """Request-URI; empty for a response."""
+    call_id: str
+    """Call-ID value, empty when the header is missing."""
+    cseq: int
+    """CSeq sequence number, -1 when missing or not a number."""
+    cseq_method: str
+    """CSeq method, empty when missing."""
+    headers: Headers = field(repr=False)
+    body: bytes = field(repr=False)
+    raw: bytes = field(repr=False)
+    """The whole message as it was on the wire (after reassembly)."""
+    defects: tuple[str, ...] = ()
+    """Things wrong with it that did not stop parsing (``no-call-id``, ``content-length-mismatch`` …)."""
+
+    # -- convenience views -------------------------------------------------------------
+    @property
+    def is_request(self) -> bool:
+        return self.status == 0
+
+    @property
+    def frame(self) -> int:
+        return self.origin.frame
+
+    @property
+    def ts_ns(self) -> int:
+        return self.origin.ts_ns
+
+    @property
+    def label(self) -> str:
+        """``INVITE`` for a request, ``488 Not Acceptable Here`` for a response."""
+        return self.method if self.status == 0 else f"{self.status} {self.reason}".rstrip()
+
+    # -- parsed on demand (see analyzer.sip.fields) -------------------------------------
+    @property
+    def from_(self) -> NameAddr | None:
+        from analyzer.sip import fields
+
+        return fields.name_addr(self.headers.get("from"))
+
+    @property
+    def to(self) -> NameAddr | None:
+        from analyzer.sip import fields
+
+        return fields.name_addr(self.headers.get("to"))
+
+    @property
+    def vias(self) -> tuple[Via, ...]:
+        from analyzer.sip import fields
+
+        return fields.vias(self.headers.get_all("via"))
+
+    @property
+    def contact(self) -> NameAddr | None:
+        from analyzer.sip import fields
+
+        return fields.name_addr(self.headers.get("contact"))
+
+    @property
+    def reasons(self) -> tuple[ReasonInfo, ...]:
+        from analyzer.sip import fields
+
+        return fields.reasons(self.headers.get_all("reason"))
+
+    @property
+    def auth(self) -> AuthInfo | None:
+        """The first challenge or credentials (digest response never kept)."""
+        from analyzer.sip import fields
+
+        for name in ("www-authenticate", "proxy-authenticate", "authorization", "proxy-authorization"):
+            value = self.headers.get(name)
+            if value is not None:
+                return fields.auth(name, value)
+        return None
+
+    @property
+    def sdp(self) -> Sdp | None:
+        from analyzer.sip.sdp import parse_sdp
+
+        ctype = (self.headers.get("content-type") or "").lower()
+        if not self.body or "sdp" not in ctype:
+            return None
+        return parse_sdp(self.body)
