@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import IO, Any, TextIO
 
 import click
 
@@ -15,14 +15,23 @@ from analyzer.report.render import FORMATS, WRITERS
 
 
 class CliError(click.ClickException):
-    """A one-line error with the exit code of the library error behind it."""
+    """A one-line error on stderr, no traceback; exit code 2 (bad input or usage)."""
 
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+    exit_code = 2
 
-    def show(self, file: TextIO | None = None) -> None:
+    def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"sipflow: error: {self.message}", err=True)
+
+
+class CliFailure(CliError):
+    """An analysis that could not complete (exit code 1)."""
+
+    exit_code = 1
+
+
+def cli_error(exc: SipflowError) -> CliError:
+    """The CLI's form of a library error, keeping its exit code."""
+    return CliError(str(exc)) if exc.exit_code == 2 else CliFailure(str(exc))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,19 +42,28 @@ def main() -> None:
 
 @main.command()
 @click.argument("capture", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
-              help="Output format.")
-@click.option("-o", "--output", type=click.File("w", encoding="utf-8", lazy=True), default="-",
-              help="Write here instead of standard output.")
-@click.option("--show-skipped", is_flag=True,
-              help="List (on stderr) frames skipped by reason and every message that could not be parsed.")
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format."
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.File("w", encoding="utf-8", lazy=True),
+    default="-",
+    help="Write here instead of standard output.",
+)
+@click.option(
+    "--show-skipped",
+    is_flag=True,
+    help="List (on stderr) frames skipped by reason and every message that could not be parsed.",
+)
 def messages(capture: str, fmt: str, output: TextIO, show_skipped: bool) -> None:
     """List every SIP message in CAPTURE (pcap/pcapng, optionally gzipped; - for stdin)."""
     reader = MessageReader(capture)
     try:
-        WRITERS[fmt](output, MESSAGE_COLUMNS, reader)
+        WRITERS[fmt](output, MESSAGE_COLUMNS, reader.open())
     except SipflowError as exc:
-        raise CliError(str(exc), exc.exit_code) from None
+        raise cli_error(exc) from None
     except BrokenPipeError:
         sys.stderr.close()  # `sipflow messages x | head`: stop quietly
         return
@@ -58,12 +76,15 @@ def _report_reading(reader: MessageReader, show_skipped: bool) -> None:
     """Truncation warning always; counts and malformed messages on request (stderr)."""
     cap, st = reader.capture, reader.decoder.stats
     if cap.warning:
-        click.echo(f"sipflow: warning: {cap.path}: reading stopped after frame {st.frames}: {cap.warning}",
-                   err=True)
+        click.echo(
+            f"sipflow: warning: {cap.path}: reading stopped after frame {st.frames}: {cap.warning}", err=True
+        )
     if not show_skipped:
         if st.malformed:
-            click.echo(f"sipflow: {len(st.malformed)} malformed SIP message(s) skipped "
-                       "(--show-skipped lists them)", err=True)
+            click.echo(
+                f"sipflow: {len(st.malformed)} malformed SIP message(s) skipped (--show-skipped lists them)",
+                err=True,
+            )
         return
     click.echo(f"{st.frames} frames, {st.sip_messages} SIP messages", err=True)
     for reason, count in sorted(st.frames_by_reason.items(), key=lambda kv: (-kv[1], kv[0])):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
 from analyzer.capture.source import open_stream, read_frames
-from analyzer.capture.stats import CaptureStats
+from analyzer.capture.stats import CaptureStats, RawFrame
 from analyzer.decode.pipeline import Decoder
 from analyzer.sip.message import SipMessage
 
@@ -16,22 +17,40 @@ class MessageReader:
 
     ``capture`` (file facts, truncation warning) and ``decoder.stats`` (frames by
     reason, malformed messages) fill in while iterating and are final afterwards.
-    Raises :class:`analyzer.errors.CaptureError` when the file is not a capture.
+    :meth:`open` (called by iteration if not before) raises
+    :class:`analyzer.errors.CaptureError` when the file cannot be read as a capture,
+    before any message is produced.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self.capture = CaptureStats(self.path)
         self.decoder = Decoder()
+        self._stack = contextlib.ExitStack()
+        self._frames: Iterator[RawFrame] | None = None
+
+    def open(self) -> MessageReader:
+        if self._frames is None:
+            stream = self._stack.enter_context(open_stream(self.path))
+            try:
+                self._frames = read_frames(stream, self.capture)
+            except BaseException:
+                self._stack.close()
+                raise
+        return self
 
     def __iter__(self) -> Iterator[SipMessage]:
+        frames = self.open()._frames
+        assert frames is not None
         feed = self.decoder.feed
-        with open_stream(self.path) as stream:
-            for number, (ts_ns, linktype, data, _orig) in enumerate(read_frames(stream, self.capture), 1):
+        try:
+            for number, (ts_ns, linktype, data, _orig) in enumerate(frames, 1):
                 out = feed(number, ts_ns, linktype, data)
                 if out:
                     yield from out
-        yield from self.decoder.finish()
+            yield from self.decoder.finish()
+        finally:
+            self._stack.close()
 
 
 def read_messages(path: str | Path) -> Iterator[SipMessage]:

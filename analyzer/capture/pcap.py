@@ -32,7 +32,7 @@ def read_pcap(stream: BinaryIO, head: bytes, stats: CaptureStats) -> Iterator[Ra
     if len(head) < FILE_HEADER_LEN:
         raise CaptureFormatError("pcap file header is cut short")
     order, scale = MAGICS[head[:4]]
-    snaplen, linktype = struct.unpack(order + "II", head[16:24])
+    _snaplen, linktype = struct.unpack(order + "II", head[16:24])
     linktype &= 0x03FF_FFFF  # upper bits hold the FCS length (pcap-linktype(7))
     stats.linktypes.add(linktype)
     return _records(stream, order, scale, linktype, stats)

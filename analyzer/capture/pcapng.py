@@ -157,10 +157,7 @@ class _Reader:
             self.stats.skipped_blocks += 1
             return None
         i = self.interfaces[ifid]
-        if i.ts_shift:
-            ns = (ts * 1_000_000_000) >> i.ts_shift
-        else:
-            ns = ts * i.ts_mul // i.ts_div
+        ns = ts * 1000000000 >> i.ts_shift if i.ts_shift else ts * i.ts_mul // i.ts_div
         return (ns + i.ts_offset_ns, i.linktype, data, origlen)
 
 

@@ -11,7 +11,7 @@ import gzip
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 from analyzer.capture.pcap import MAGICS, read_pcap
 from analyzer.capture.pcapng import read_pcapng
@@ -57,7 +57,8 @@ def read_frames(stream: BinaryIO, stats: CaptureStats) -> Iterator[RawFrame]:
 
 
 def _gunzip(stream: BinaryIO, head: bytes) -> BinaryIO:
-    return gzip.GzipFile(fileobj=_Prefixed(head, stream), mode="rb")  # type: ignore[return-value]
+    fileobj = cast(Any, _Prefixed(head, stream))
+    return cast(BinaryIO, gzip.GzipFile(fileobj=fileobj, mode="rb"))
 
 
 def _guard(frames: Iterator[RawFrame], stats: CaptureStats) -> Iterator[RawFrame]:

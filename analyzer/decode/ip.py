@@ -7,7 +7,7 @@ bytes (cheap to hash for flow and fragment keys) until a SIP message needs them 
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from analyzer.errors import DecodeError
 
@@ -32,8 +32,9 @@ _EXT_PLAIN = (_EXT_HOP_BY_HOP, _EXT_ROUTING, _EXT_DEST_OPTS, _EXT_MOBILITY)
 MAX_EXT_HEADERS = 16
 
 
-@dataclass(frozen=True, slots=True)
-class IpPacket:
+class IpPacket(NamedTuple):
+    """One IP packet (a NamedTuple: one is built per frame, so it must be cheap)."""
+
     version: int
     src: bytes
     dst: bytes

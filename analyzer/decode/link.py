@@ -46,7 +46,7 @@ def ethernet(data: bytes, off: int = 0) -> LinkResult:
         return NONE
     etype = (data[off + 12] << 8) | data[off + 13]
     off += 14
-    if etype == ETH_IPV4 or etype == ETH_IPV6:
+    if etype in (ETH_IPV4, ETH_IPV6):
         return etype, off, ""
     return _after_ethertype(data, etype, off, "")
 

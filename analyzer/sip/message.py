@@ -3,12 +3,15 @@
 A message is built once by :func:`analyzer.sip.parser.parse_message` from bytes plus
 where they came from. The start line, Call-ID and CSeq are read eagerly (every layer
 needs them); every other header is read on first use through :class:`Headers`.
+
+Both types are immutable ``NamedTuple``s rather than frozen dataclasses: one of each is
+built per SIP message, and a frozen dataclass costs five times as much to build
+(measured: 5.2 µs against 1.0 µs for twelve fields).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from analyzer.sip.headers import Headers
 
@@ -17,8 +20,7 @@ if TYPE_CHECKING:
     from analyzer.sip.sdp import Sdp
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
+class Origin(NamedTuple):
     """Where a message was seen: the frames that carried it and the addresses."""
 
     frame: int
@@ -37,8 +39,7 @@ class Origin:
     """Outer layers worth naming, ``/``-separated (``vlan``, ``sll``, ``gre``, ``gtp``, ``hep3`` …)."""
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class SipMessage:
+class SipMessage(NamedTuple):
     """One SIP request or response as seen on the wire."""
 
     origin: Origin
@@ -56,12 +57,15 @@ class SipMessage:
     """CSeq sequence number, -1 when missing or not a number."""
     cseq_method: str
     """CSeq method, empty when missing."""
-    headers: Headers = field(repr=False)
-    body: bytes = field(repr=False)
-    raw: bytes = field(repr=False)
+    headers: Headers
+    body: bytes
+    raw: bytes
     """The whole message as it was on the wire (after reassembly)."""
     defects: tuple[str, ...] = ()
     """Things wrong with it that did not stop parsing (``no-call-id``, ``content-length-mismatch`` …)."""
+
+    def __repr__(self) -> str:
+        return f"<SipMessage frame={self.origin.frame} {self.label!r} call_id={self.call_id!r}>"
 
     # -- convenience views -------------------------------------------------------------
     @property
