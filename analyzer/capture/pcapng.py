@@ -86,6 +86,8 @@ class _Reader:
             frame = self._block(btype, body)
             if frame is not None:
                 yield frame
+        if self.first:
+            raise CaptureFormatError("pcapng section header is cut short")
         if self.pos < len(self.buf):
             self._stop(f"last block cut short at byte {self.offset + self.pos}")
 
