@@ -47,8 +47,11 @@ def test_nanosecond_pcap_made_by_editcap(shared_pcaps: Path, tmp_path: Path) -> 
     if shutil.which("editcap") is None:
         pytest.skip("editcap missing")
     out = tmp_path / "ns.pcap"
-    subprocess.run(["editcap", "-F", "nsecpcap", str(shared_pcaps / "wireshark-samplecaptures/aaa.pcap"),
-                    str(out)], check=True, capture_output=True)
+    subprocess.run(
+        ["editcap", "-F", "nsecpcap", str(shared_pcaps / "wireshark-samplecaptures/aaa.pcap"), str(out)],
+        check=True,
+        capture_output=True,
+    )
     stats, fr = frames(out)
     assert (stats.format, len(fr), fr[18][0]) == ("pcap-ns", 691, 1120469572_844249000)
 

@@ -21,11 +21,27 @@ def test_table_is_default(shared_pcaps: Path) -> None:
     code, out, err = run("messages", str(shared_pcaps / AAA))
     lines = out.splitlines()
     assert code == 0 and err == ""
-    assert lines[0].split() == ["Frame", "Time", "(UTC)", "Source", "Destination", "Proto", "Method", "Code",
-                                "Reason", "Call-ID", "CSeq"]
+    assert lines[0].split() == [
+        "Frame",
+        "Time",
+        "(UTC)",
+        "Source",
+        "Destination",
+        "Proto",
+        "Method",
+        "Code",
+        "Reason",
+        "Call-ID",
+        "CSeq",
+    ]
     assert len(lines) == 2 + 81
-    assert lines[2].split()[:5] == ["19", "2005-07-04T09:32:52.844249Z", "192.168.1.2:5060", "212.242.33.35:5060",
-                                    "udp"]
+    assert lines[2].split()[:5] == [
+        "19",
+        "2005-07-04T09:32:52.844249Z",
+        "192.168.1.2:5060",
+        "212.242.33.35:5060",
+        "udp",
+    ]
 
 
 def test_csv_and_json_formats(shared_pcaps: Path) -> None:
@@ -33,8 +49,10 @@ def test_csv_and_json_formats(shared_pcaps: Path) -> None:
     rows = out.splitlines()
     assert code == 0
     assert rows[0] == "frame,time,src,dst,transport,method,status,reason,call_id,cseq"
-    assert rows[2] == ("20,2005-07-04T09:32:52.981006Z,212.242.33.35:5060,192.168.1.2:5060,udp,,401,Unauthorized,"
-                       "578222729-4665d775@578222732-4665d772,68 REGISTER")
+    assert rows[2] == (
+        "20,2005-07-04T09:32:52.981006Z,212.242.33.35:5060,192.168.1.2:5060,udp,,401,Unauthorized,"
+        "578222729-4665d775@578222732-4665d772,68 REGISTER"
+    )
     code, out, _ = run("messages", str(shared_pcaps / AAA), "--format", "json")
     data = json.loads(out)
     assert len(data) == 81 and data[1]["status"] == 401 and data[0]["status"] is None
@@ -63,14 +81,19 @@ def test_truncated_capture_warns_and_keeps_messages(shared_pcaps: Path, tmp_path
     cut.write_bytes((shared_pcaps / AAA).read_bytes()[:3000])
     code, out, err = run("messages", str(cut), "--format", "csv")
     assert code == 0 and len(out.splitlines()) == 3
-    assert err == (f"sipflow: warning: {cut}: reading stopped after frame 21: "
-                   "last record cut short at byte 2952 (48 bytes left over)\n")
+    assert err == (
+        f"sipflow: warning: {cut}: reading stopped after frame 21: "
+        "last record cut short at byte 2952 (48 bytes left over)\n"
+    )
 
 
 def test_show_skipped_lists_malformed(shared_pcaps: Path) -> None:
-    code, _, err = run("messages", str(shared_pcaps / "ndpi/fuzz-2006-06-26-2594.pcap"), "--show-skipped",
-                       "--format", "csv")
+    code, _, err = run(
+        "messages", str(shared_pcaps / "ndpi/fuzz-2006-06-26-2594.pcap"), "--show-skipped", "--format", "csv"
+    )
     assert code == 0
     assert "691 frames, 52 SIP messages" in err
-    assert "malformed frame 108 (108): bad-status-line 'SIP/2.0 401 Unauthori%s\\x00\\r\\nCall-ID: 57822'" in err
+    assert (
+        "malformed frame 108 (108): bad-status-line 'SIP/2.0 401 Unauthori%s\\x00\\r\\nCall-ID: 57822'" in err
+    )
     assert "malformed frame 346 (346): bad-request-line" in err

@@ -16,7 +16,7 @@ INVITE = (
     b"INVITE sip:bob@example.com SIP/2.0\r\n"
     b"Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK776asdhds\r\n"
     b"v: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKold\r\n"
-    b"f: \"Alice\" <sip:alice@example.com>;tag=1928301774\r\n"
+    b'f: "Alice" <sip:alice@example.com>;tag=1928301774\r\n'
     b"t: <sip:bob@example.com>\r\n"
     b"i: a84b4c76e66710@pc33.example.com\r\n"
     b"CSeq:   314159   INVITE\r\n"
@@ -47,7 +47,13 @@ def test_request_with_compact_headers_and_folding() -> None:
 def test_response_lf_only_and_odd_case() -> None:
     raw = b"sip/2.0 488 Not Acceptable Here\nCALL-ID: x1\ncseq: 2 invite\ncontent-length: 0\n\n"
     m = parse_message(raw, ORIGIN)
-    assert (m.status, m.reason, m.call_id, m.cseq, m.cseq_method) == (488, "Not Acceptable Here", "x1", 2, "invite")
+    assert (m.status, m.reason, m.call_id, m.cseq, m.cseq_method) == (
+        488,
+        "Not Acceptable Here",
+        "x1",
+        2,
+        "invite",
+    )
     assert m.label == "488 Not Acceptable Here"
     assert m.body == b"" and m.defects == ()
 
