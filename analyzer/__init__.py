@@ -1,8 +1,8 @@
 """sipflow: SIP call-flow analyzer.
 
-    >>> import analyzer
-    >>> for msg in analyzer.read_messages("sample_pcaps/udp_call.pcap"): ...
-    >>> df = analyzer.messages_dataframe("sample_pcaps/udp_call.pcap")
+>>> import analyzer
+>>> for msg in analyzer.read_messages("sample_pcaps/udp_call.pcap"): ...
+>>> df = analyzer.messages_dataframe("sample_pcaps/udp_call.pcap")
 """
 
 from __future__ import annotations

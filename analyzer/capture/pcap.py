@@ -48,9 +48,7 @@ def _read_exact(stream: BinaryIO, n: int) -> bytes:
     return out
 
 
-def _records(
-    stream: BinaryIO, order: str, scale: int, linktype: int, stats: CaptureStats
-) -> Iterator[RawFrame]:
+def _records(stream: BinaryIO, order: str, scale: int, linktype: int, stats: CaptureStats) -> Iterator[RawFrame]:
     unpack = struct.Struct(order + "IIII").unpack_from
     read = getattr(stream, "read1", stream.read)  # read1: a pipe yields frames as they come
     buf = b""

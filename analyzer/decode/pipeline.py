@@ -28,9 +28,7 @@ MAX_DEPTH = 6  # tunnels inside tunnels deeper than this are not decoded
 # First payload bytes worth a closer look on UDP: letters (SIP, "HEP3"), 0x02 (HEPv2),
 # 0x08-0x0f (VXLAN flags), 0x30-0x37 (GTPv1). RTP (0x80-0xbf) falls through at once.
 _UDP_INTERESTING = bytes(
-    1
-    if (0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A or b == 0x02 or 0x08 <= b <= 0x0F or 0x30 <= b <= 0x37)
-    else 0
+    1 if (0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A or b == 0x02 or 0x08 <= b <= 0x0F or 0x30 <= b <= 0x37) else 0
     for b in range(256)
 )
 _KEEPALIVES = (b"\r\n\r\n", b"\r\n", b"\n", b"\0\0\0\0", b"\0", b"jaK\n", b"ping")

@@ -173,9 +173,7 @@ class SctpReassembler:
 
     __slots__ = ("_groups", "_order", "dropped_fragments", "max_message", "max_pending")
 
-    def __init__(
-        self, max_message: int = DEFAULT_MAX_MESSAGE, max_pending: int = DEFAULT_MAX_PENDING
-    ) -> None:
+    def __init__(self, max_message: int = DEFAULT_MAX_MESSAGE, max_pending: int = DEFAULT_MAX_PENDING) -> None:
         self.max_message = max_message
         self.max_pending = max_pending
         self.dropped_fragments = 0

@@ -86,8 +86,7 @@ _ENTRIES: Final[tuple[tuple[int, str, str, str, str], ...]] = (
         183,
         "Session Progress",
         "RFC 3261",
-        "Call progress without ringing, usually early media (tones or announcements) described "
-        "in an SDP body.",
+        "Call progress without ringing, usually early media (tones or announcements) described in an SDP body.",
         "If the caller hears silence, check that early-media RTP from the callee side gets through "
         "NAT and firewalls and that the caller plays it.",
     ),
@@ -135,16 +134,14 @@ _ENTRIES: Final[tuple[tuple[int, str, str, str, str], ...]] = (
         "Moved Permanently",
         "RFC 3261",
         "The user is no longer at the Request-URI; the new address is in Contact.",
-        "Update the dialled address or directory entry to the Contact URI and make sure the caller "
-        "follows redirects.",
+        "Update the dialled address or directory entry to the Contact URI and make sure the caller follows redirects.",
     ),
     (
         302,
         "Moved Temporarily",
         "RFC 3261",
         "The user can be reached for now at the Contact address, typically call forwarding.",
-        "Make sure the caller or upstream proxy follows 3xx redirects, or have the server proxy "
-        "the call itself.",
+        "Make sure the caller or upstream proxy follows 3xx redirects, or have the server proxy the call itself.",
     ),
     (
         305,
@@ -206,8 +203,7 @@ _ENTRIES: Final[tuple[tuple[int, str, str, str, str], ...]] = (
         "Method Not Allowed",
         "RFC 3261",
         "The method is known but not allowed for this address; Allow lists what is.",
-        "Compare with the Allow header and stop sending that method (e.g. UPDATE, INFO) or "
-        "enable it on the receiver.",
+        "Compare with the Allow header and stop sending that method (e.g. UPDATE, INFO) or enable it on the receiver.",
     ),
     (
         406,
@@ -282,8 +278,7 @@ _ENTRIES: Final[tuple[tuple[int, str, str, str, str], ...]] = (
         "Unknown Resource-Priority",
         "RFC 4412",
         "The request required a Resource-Priority namespace or value the server does not know.",
-        "Align the Resource-Priority namespaces on both sides or stop requiring the "
-        "resource-priority option tag.",
+        "Align the Resource-Priority namespaces on both sides or stop requiring the resource-priority option tag.",
     ),
     (
         420,
@@ -311,16 +306,14 @@ _ENTRIES: Final[tuple[tuple[int, str, str, str, str], ...]] = (
         423,
         "Interval Too Brief",
         "RFC 3261",
-        "The registration or subscription expiry is shorter than the server allows; "
-        "Min-Expires gives the minimum.",
+        "The registration or subscription expiry is shorter than the server allows; Min-Expires gives the minimum.",
         "Set the client's registration or subscription expiry to at least the Min-Expires value.",
     ),
     (
         424,
         "Bad Location Information",
         "RFC 6442",
-        "The location conveyed with the request (Geolocation header, PIDF-LO body) was "
-        "malformed or unsuitable.",
+        "The location conveyed with the request (Geolocation header, PIDF-LO body) was malformed or unsuitable.",
         "Check the Geolocation header and location body produced by the device or location server.",
     ),
     (
@@ -343,24 +336,21 @@ _ENTRIES: Final[tuple[tuple[int, str, str, str, str], ...]] = (
         "Provide Referrer Identity",
         "RFC 3892",
         "The REFER target wants a valid Referred-By token from the party transferring the call.",
-        "Make the transferring device include a signed Referred-By token, or relax that policy "
-        "on the transfer target.",
+        "Make the transferring device include a signed Referred-By token, or relax that policy on the transfer target.",
     ),
     (
         430,
         "Flow Failed",
         "RFC 5626",
         "An edge proxy could not use the SIP Outbound flow that leads to the user agent.",
-        "Let the device re-register to build a new flow and check its keep-alives (CRLF or "
-        "STUN) against NAT timeouts.",
+        "Let the device re-register to build a new flow and check its keep-alives (CRLF or STUN) against NAT timeouts.",
     ),
     (
         433,
         "Anonymity Disallowed",
         "RFC 5079",
         "The callee refuses calls whose caller identity is withheld.",
-        "Send a presentable caller ID (no Privacy: id, no anonymous From) or ask the callee to "
-        "accept anonymous calls.",
+        "Send a presentable caller ID (no Privacy: id, no anonymous From) or ask the callee to accept anonymous calls.",
     ),
     (
         436,
@@ -382,16 +372,14 @@ _ENTRIES: Final[tuple[tuple[int, str, str, str, str], ...]] = (
         "Invalid Identity Header",
         "RFC 8224",
         "The Identity header signature did not verify (bad signature, altered fields or stale date).",
-        "Make sure no intermediary rewrites From, To or Date after signing and that the "
-        "signer's clock is right.",
+        "Make sure no intermediary rewrites From, To or Date after signing and that the signer's clock is right.",
     ),
     (
         439,
         "First Hop Lacks Outbound Support",
         "RFC 5626",
         "The registrar supports SIP Outbound but the first-hop proxy does not.",
-        "Disable outbound (reg-id, +sip.instance) on the device or enable RFC 5626 support on "
-        "the edge proxy.",
+        "Disable outbound (reg-id, +sip.instance) on the device or enable RFC 5626 support on the edge proxy.",
     ),
     (
         440,
@@ -405,8 +393,7 @@ _ENTRIES: Final[tuple[tuple[int, str, str, str, str], ...]] = (
         "Bad Info Package",
         "RFC 6086",
         "The INFO request used an Info Package the receiver did not accept for this dialog.",
-        "Use a package the peer listed in Recv-Info, or send DTMF as RFC 4733 telephone-events "
-        "instead of INFO.",
+        "Use a package the peer listed in Recv-Info, or send DTMF as RFC 4733 telephone-events instead of INFO.",
     ),
     (
         470,
@@ -466,17 +453,14 @@ _ENTRIES: Final[tuple[tuple[int, str, str, str, str], ...]] = (
         "Busy Here",
         "RFC 3261",
         "The callee's device is busy and will not take another call here.",
-        "A normal user state; enable call waiting, voicemail or busy forwarding if such calls "
-        "should still be handled.",
+        "A normal user state; enable call waiting, voicemail or busy forwarding if such calls should still be handled.",
     ),
     (
         487,
         "Request Terminated",
         "RFC 3261",
-        "The request was ended by a CANCEL before it got a final answer (caller hung up or a "
-        "fork was cancelled).",
-        "Usually expected; if not, find who sent the CANCEL and why (caller timeout or a "
-        "proxy's no-answer timer).",
+        "The request was ended by a CANCEL before it got a final answer (caller hung up or a fork was cancelled).",
+        "Usually expected; if not, find who sent the CANCEL and why (caller timeout or a proxy's no-answer timer).",
     ),
     (
         488,
@@ -522,8 +506,7 @@ _ENTRIES: Final[tuple[tuple[int, str, str, str, str], ...]] = (
         "Server Internal Error",
         "RFC 3261",
         "The server hit an unexpected condition while handling the request.",
-        "Check that server's logs at the time of the call; a Retry-After header means the "
-        "problem may be temporary.",
+        "Check that server's logs at the time of the call; a Retry-After header means the problem may be temporary.",
     ),
     (
         501,
@@ -537,8 +520,7 @@ _ENTRIES: Final[tuple[tuple[int, str, str, str, str], ...]] = (
         "Bad Gateway",
         "RFC 3261",
         "A gateway or proxy got an invalid response from the server behind it.",
-        "Investigate the downstream server or trunk the gateway talks to; the fault is beyond "
-        "the one that answered.",
+        "Investigate the downstream server or trunk the gateway talks to; the fault is beyond the one that answered.",
     ),
     (
         503,
@@ -567,8 +549,7 @@ _ENTRIES: Final[tuple[tuple[int, str, str, str, str], ...]] = (
         "Message Too Large",
         "RFC 3261",
         "The message is longer than the server can process.",
-        "Shrink the message (fewer headers, codecs or candidates) or send large messages over "
-        "TCP (RFC 3261 §18.1.1).",
+        "Shrink the message (fewer headers, codecs or candidates) or send large messages over TCP (RFC 3261 §18.1.1).",
     ),
     (
         555,
@@ -583,8 +564,7 @@ _ENTRIES: Final[tuple[tuple[int, str, str, str, str], ...]] = (
         "Precondition Failure",
         "RFC 3312",
         "The server cannot meet the QoS or security preconditions the offer requires.",
-        "Check resource reservation on both ends or stop requiring preconditions "
-        "(Require: precondition) in the offer.",
+        "Check resource reservation on both ends or stop requiring preconditions (Require: precondition) in the offer.",
     ),
     # -- 6xx global failure (RFC 3261 §21.6 and extensions) -----------------------------------
     (
@@ -599,8 +579,7 @@ _ENTRIES: Final[tuple[tuple[int, str, str, str, str], ...]] = (
         "Decline",
         "RFC 3261",
         "The callee explicitly refused the call.",
-        "A user action (reject key, block list); check call-screening rules on the callee if "
-        "it was not expected.",
+        "A user action (reject key, block list); check call-screening rules on the callee if it was not expected.",
     ),
     (
         604,
@@ -622,8 +601,7 @@ _ENTRIES: Final[tuple[tuple[int, str, str, str, str], ...]] = (
         "Unwanted",
         "RFC 8197",
         "The callee marked the call as unwanted (spam or robocall).",
-        "Check the calling number's reputation and STIR/SHAKEN attestation; the callee may "
-        "block it from now on.",
+        "Check the calling number's reputation and STIR/SHAKEN attestation; the callee may block it from now on.",
     ),
     (
         608,
@@ -674,8 +652,7 @@ def lookup(code: int) -> ResponseCode:
         reason=f"Unknown (treated as {base.code} {base.reason})",
         cls=cls,
         rfc="RFC 3261",
-        meaning=f"Not a registered code; a client must read it as {base.code} {base.reason} "
-        "(RFC 3261 §8.1.3.2).",
+        meaning=f"Not a registered code; a client must read it as {base.code} {base.reason} (RFC 3261 §8.1.3.2).",
         hint=f"Read its reason phrase and any Warning or Reason header for what the sender meant; "
         f"otherwise handle it like {base.code}.",
         registered=False,

@@ -27,9 +27,7 @@ def write_table(out: TextIO, columns: tuple[Column, ...], rows: Iterable[SipMess
     out.write(" ".join("-" * c.width for c in columns) + "\n")
     n = 0
     for msg in rows:
-        out.write(
-            " ".join(_cell(v, c.width) for c, v in zip(columns, row(columns, msg), strict=True)).rstrip()
-        )
+        out.write(" ".join(_cell(v, c.width) for c, v in zip(columns, row(columns, msg), strict=True)).rstrip())
         out.write("\n")
         n += 1
     return n

@@ -156,9 +156,7 @@ def parse_sdp(body: bytes) -> Sdp:
         defects.append("no-origin")
     session_direction = _direction(session, defects)
     streams = tuple(_media(section, session, session_direction, defects) for section in medias)
-    return Sdp(
-        origin or "", session.connection, streams, session_direction or DEFAULT_DIRECTION, _unique(defects)
-    )
+    return Sdp(origin or "", session.connection, streams, session_direction or DEFAULT_DIRECTION, _unique(defects))
 
 
 def codec_names(sdp: Sdp, *, include_aux: bool = False) -> list[str]:

@@ -1,0 +1,51 @@
+"""The whole offline analysis: capture → messages → conversations → call reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from analyzer.correlate.store import CallStore
+from analyzer.decode.pipeline import DecodeStats
+from analyzer.diagnose.verdict import CallReport, diagnose
+from analyzer.reader import MessageReader
+from analyzer.sip.message import SipMessage
+
+
+@dataclass(slots=True)
+class Analysis:
+    path: str
+    stats: DecodeStats
+    warning: str
+    calls: list[CallReport]
+    message_list: list[SipMessage] = field(repr=False)
+
+    @property
+    def calls_frame(self) -> pd.DataFrame:
+        from analyzer.report.calls import calls_dataframe
+
+        return calls_dataframe(self.calls)
+
+    @property
+    def messages(self) -> pd.DataFrame:
+        from analyzer.report.tables import messages_dataframe
+
+        return messages_dataframe(self.message_list)
+
+
+def analyze(path: str | Path) -> Analysis:
+    """Analyse one capture; raises :class:`analyzer.errors.CaptureError` if it is not one."""
+    reader = MessageReader(path).open()
+    store = CallStore()
+    messages: list[SipMessage] = []
+    for msg in reader:
+        messages.append(msg)
+        store.feed(msg)
+    st = reader.decoder.stats
+    end = st.last_ts_ns or 0
+    if messages:
+        end = max(end, max(m.origin.ts_ns for m in messages))
+    reports = sorted((diagnose(c, end) for c in store.finish()), key=lambda r: (r.start_ns, r.call_id))
+    return Analysis(str(path), st, reader.capture.warning, reports, messages)

@@ -1,0 +1,133 @@
+"""The call store: fed one message at a time (from a file or a live capture), sans-I/O.
+
+``CallStore.feed(msg)`` files the message into its conversation and transaction and
+recognises retransmissions; ``CallStore.finish()`` hands over every conversation at
+the end of the input. (Live mode will also expire finished conversations early.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from analyzer.correlate.model import Conversation, Kind, Transaction, TxKey, hostport
+from analyzer.sip.fields import name_addr, split_commas
+from analyzer.sip.message import SipMessage
+
+# Methods that make up an INVITE dialog's life; anything else inside a Call-ID that
+# has a call belongs to the call too (in-dialog OPTIONS, NOTIFY for a REFER …).
+_CALL_METHODS = frozenset({"INVITE", "ACK", "CANCEL", "BYE", "PRACK", "UPDATE", "INFO", "REFER"})
+MAGIC_COOKIE = "z9hG4bK"
+
+
+def method_of(msg: SipMessage) -> str:
+    """The method a message belongs to: the request's, or the CSeq method of a response."""
+    return (msg.method if msg.status == 0 else msg.cseq_method).upper()
+
+
+def kind_of(method: str, has_call: bool) -> Kind:
+    if method in _CALL_METHODS or (has_call and method != "REGISTER"):
+        return Kind.CALL
+    if method == "REGISTER":
+        return Kind.REGISTRATION
+    if method == "OPTIONS":
+        return Kind.OPTIONS
+    return Kind.OTHER
+
+
+def top_branch(msg: SipMessage) -> str:
+    """Top Via branch; for RFC 2543 peers (no magic cookie) a key made of what §17.2.3 matches on."""
+    via = msg.headers.get("via")
+    if via is None:
+        return "-"
+    top = split_commas(via)[0] if "," in via else via
+    low = top.lower()
+    i = low.find("branch=")
+    branch = ""
+    if i >= 0:
+        branch = top[i + 7 :].split(";", 1)[0].split(",", 1)[0].strip()
+    if branch.startswith(MAGIC_COOKIE):
+        return branch
+    sent_by = top.split(";", 1)[0].strip()
+    tag = name_addr(msg.headers.get("from"))
+    return f"2543|{sent_by}|{branch}|{tag.tag if tag else ''}"
+
+
+@dataclass(slots=True)
+class CallStore:
+    """Open conversations by Call-ID, in order of first appearance."""
+
+    conversations: dict[tuple[str, Kind], Conversation] = field(default_factory=dict)
+    messages: int = 0
+    retransmissions: int = 0
+
+    def feed(self, msg: SipMessage) -> None:
+        self.messages += 1
+        method = method_of(msg)
+        has_call = (msg.call_id, Kind.CALL) in self.conversations
+        key = (msg.call_id, kind_of(method, has_call))
+        conv = self.conversations.get(key)
+        if conv is None:
+            conv = self.conversations[key] = Conversation(msg.call_id, key[1])
+        conv.messages.append(msg)
+        if self._file(conv, msg, method):
+            conv.retransmissions += 1
+            self.retransmissions += 1
+
+    def finish(self) -> list[Conversation]:
+        out = list(self.conversations.values())
+        self.conversations.clear()
+        return out
+
+    # -- transactions --------------------------------------------------------------------
+    def _file(self, conv: Conversation, msg: SipMessage, method: str) -> bool:
+        """Put ``msg`` in its transaction; True when it is a retransmission."""
+        branch = top_branch(msg)
+        if msg.status == 0 and method == "ACK":
+            return self._ack(conv, msg, branch)
+        key: TxKey = (branch, msg.cseq, method)
+        tx = conv.transactions.get(key)
+        o = msg.origin
+        if tx is None:
+            src, dst = hostport(o.src_ip, o.src_port), hostport(o.dst_ip, o.dst_port)
+            if msg.status:
+                src, dst = dst, src
+            tx = conv.transactions[key] = Transaction(key, method, msg.cseq, src, dst)
+        tx.last_ns = max(tx.last_ns, o.ts_ns)
+        if msg.status == 0:
+            tx.request_copies += 1
+            if tx.request is None:
+                tx.request = msg
+                return False
+            return True
+        return self._response(tx, msg)
+
+    @staticmethod
+    def _response(tx: Transaction, msg: SipMessage) -> bool:
+        to = msg.headers.get("to") or ""
+        for prev in tx.responses:
+            if prev.status == msg.status and (prev.headers.get("to") or "") == to:
+                tx.response_retransmissions += 1
+                return True
+        tx.responses.append(msg)
+        return False
+
+    @staticmethod
+    def _ack(conv: Conversation, msg: SipMessage, branch: str) -> bool:
+        invite = conv.transactions.get((branch, msg.cseq, "INVITE"))
+        if invite is not None:  # ACK of a non-2xx final: same transaction (§17.1.1.3)
+            invite.acks.append(msg)
+            return len(invite.acks) > 1
+        conv.acked.add(msg.cseq)
+        key: TxKey = (branch, msg.cseq, "ACK")
+        tx = conv.transactions.get(key)
+        if tx is None:
+            o = msg.origin
+            tx = conv.transactions[key] = Transaction(
+                key, "ACK", msg.cseq, hostport(o.src_ip, o.src_port), hostport(o.dst_ip, o.dst_port)
+            )
+        tx.request_copies += 1
+        tx.last_ns = max(tx.last_ns, msg.origin.ts_ns)
+        if tx.request is None:
+            tx.request = msg
+            return False
+        return True

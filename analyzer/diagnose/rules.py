@@ -1,0 +1,377 @@
+"""Diagnosis rules: a call in, findings out.
+
+Each rule is a small function over a :class:`RuleInput`. :data:`BREAKING_RULES` are
+tried in order on the message that broke a call; the first that matches names it
+(the generic catalogue rule always matches last). :data:`FINDING_RULES` add findings
+about anything else in the call (a failed re-INVITE, glare, Q.850 causes …).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from analyzer.correlate.model import Conversation, Outcome, Transaction
+from analyzer.diagnose.codes import lookup
+from analyzer.diagnose.q850 import cause_name
+from analyzer.diagnose.view import CallView, ringing
+from analyzer.sip.message import SipMessage
+from analyzer.sip.sdp import codec_names, parse_sdp
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    rule: str
+    severity: str
+    """``failure`` (it broke the call), ``warning`` (something went wrong on a call that
+    otherwise worked) or ``info``."""
+    explanation: str
+    hint: str
+    frame: int | None = None
+    code: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleInput:
+    conv: Conversation
+    view: CallView | None
+    outcome: Outcome
+    msg: SipMessage | None
+    """The breaking message (a response, or the unanswered request)."""
+    tx: Transaction | None
+    """Its transaction on the caller's side."""
+
+
+Rule = Callable[[RuleInput], Finding | None]
+
+
+def _code(i: RuleInput) -> int:
+    return i.msg.status if i.msg is not None else 0
+
+
+def _fail(i: RuleInput, rule: str, explanation: str, hint: str | None = None) -> Finding:
+    code = _code(i) or None
+    return Finding(
+        rule,
+        "failure",
+        explanation,
+        hint if hint is not None else (lookup(code).hint if code else ""),
+        i.msg.frame if i.msg is not None else None,
+        code,
+    )
+
+
+def _codecs(msg: SipMessage | None) -> str:
+    if msg is None or not msg.body:
+        return "none"
+    names = codec_names(parse_sdp(msg.body))
+    return ", ".join(names) if names else "none"
+
+
+def _with_sdp(msg: SipMessage) -> bool:
+    return bool(msg.body) and b"m=" in msg.body
+
+
+def early_media_rejected(i: RuleInput) -> Finding | None:
+    """488/606 after a 183 with SDP: early media started, then the offer was rejected."""
+    if _code(i) not in (488, 606) or i.tx is None:
+        return None
+    early = next((r for r in i.tx.responses if r.status == 183 and _with_sdp(r)), None)
+    if early is None:
+        return None
+    return _fail(
+        i,
+        "early_media_rejected",
+        f"The callee sent early media (183 with SDP, frame {early.frame}) and then rejected the offer with "
+        f"{_code(i)}: offered {_codecs(i.tx.request)}; early media answered {_codecs(early)}.",
+    )
+
+
+def _rounds(i: RuleInput) -> tuple[int, int]:
+    """(requests sent with credentials, challenges received after credentials)."""
+    method = i.tx.method if i.tx is not None else "INVITE"
+    txs = i.view.invites if i.view is not None else tuple(i.conv.by_method(method))
+    with_creds = [t for t in txs if t.has_credentials]
+    rechallenged = [t for t in with_creds if t.final is not None and t.final.status in (401, 407)]
+    return len(with_creds), len(rechallenged)
+
+
+def _realm(msg: SipMessage | None) -> str:
+    auth = msg.auth if msg is not None else None
+    return f" (realm {auth.realm!r})" if auth is not None and auth.realm else ""
+
+
+def auth_loop(i: RuleInput) -> Finding | None:
+    """401/407 again after credentials were sent: wrong password, user or realm."""
+    if _code(i) not in (401, 407) or i.tx is None or not i.tx.has_credentials:
+        return None
+    sent, challenged = _rounds(i)
+    user = ""
+    if i.tx.request is not None and i.tx.request.auth is not None:
+        user = f" for user {i.tx.request.auth.username!r}"
+    return _fail(
+        i,
+        "auth_loop",
+        f"Credentials{user} were sent {sent} time(s) and challenged again {challenged} time(s){_realm(i.msg)}: "
+        "the password, the user name or the realm is wrong.",
+        "Check the account's password and auth user name on the phone/trunk and that it answers the realm "
+        "the server challenges with.",
+    )
+
+
+def challenge_unanswered(i: RuleInput) -> Finding | None:
+    if _code(i) not in (401, 407) or i.tx is None or i.tx.has_credentials:
+        return None
+    return _fail(
+        i,
+        "challenge_unanswered",
+        f"The caller was challenged with {_code(i)}{_realm(i.msg)} and never sent the request again with credentials.",
+        "Configure credentials for this realm on the caller (or trust its address on the server).",
+    )
+
+
+def forbidden_after_credentials(i: RuleInput) -> Finding | None:
+    if _code(i) != 403 or i.tx is None or not i.tx.has_credentials:
+        return None
+    return _fail(
+        i,
+        "auth_forbidden",
+        "The server refused the request (403) although credentials were sent: wrong password, or the "
+        "account may not make this call.",
+        "Check the password and the account's permissions (dial plan, allowed destinations, IP ACL).",
+    )
+
+
+def redirect_not_followed(i: RuleInput) -> Finding | None:
+    if not 300 <= _code(i) < 400 or i.msg is None:
+        return None
+    contact = i.msg.headers.get("contact") or "no Contact"
+    invites = i.view.invites if i.view is not None else ()
+    loop = sum(1 for t in invites if t.final is not None and 300 <= t.final.status < 400)
+    what = f"redirected {loop} times (redirect loop)" if loop > 1 else "redirected and not followed"
+    return _fail(i, "redirect_not_followed", f"The call was {what}: {_code(i)} to {contact}.")
+
+
+def numbering(i: RuleInput) -> Finding | None:
+    if _code(i) not in (404, 484, 485, 604) or i.msg is None:
+        return None
+    uri = i.tx.request.uri if i.tx is not None and i.tx.request is not None else "?"
+    return _fail(i, "numbering", f"The dialled address {uri} was not accepted: {_label(i.msg)}.")
+
+
+def callee_side(i: RuleInput) -> Finding | None:
+    if _code(i) not in (480, 486, 600, 603) or i.msg is None:
+        return None
+    return _fail(i, "callee_rejected", f"The callee's side answered {_label(i.msg)}: {lookup(_code(i)).meaning}")
+
+
+def request_timeout(i: RuleInput) -> Finding | None:
+    if _code(i) != 408 or i.msg is None:
+        return None
+    rang = i.tx is not None and ringing(i.tx) is not None
+    what = "after ringing: nobody answered" if rang else "without ringing: the next hop did not answer in time"
+    return _fail(i, "request_timeout", f"A server gave up with 408 {what}.")
+
+
+def no_final_response(i: RuleInput) -> Finding | None:
+    if i.outcome is not Outcome.TIMEOUT or i.tx is None:
+        return None
+    tx = i.tx
+    copies = tx.request_copies
+    only = [r.status for r in tx.responses]
+    heard = f"only {', '.join(map(str, only))} came back" if only else "nothing came back"
+    return Finding(
+        "no_final_response",
+        "failure",
+        f"The INVITE to {tx.dst} was sent {copies} time(s) (Timer A retransmissions) and {heard}: "
+        f"{tx.dst} is unreachable or not answering.",
+        "Check that the next hop is up and reachable on this address, port and transport (firewall, DNS, "
+        "routing); look for ICMP unreachable.",
+        tx.request.frame if tx.request is not None else None,
+        None,
+    )
+
+
+def server_error(i: RuleInput) -> Finding | None:
+    code = _code(i)
+    if not 500 <= code < 600 or i.msg is None:
+        return None
+    retry = i.msg.headers.get("retry-after")
+    extra = f"; it asks to retry after {retry} s" if retry else ""
+    return _fail(i, "server_error", f"A server failed the call with {_label(i.msg)}{extra}.")
+
+
+def interval_too_brief(i: RuleInput) -> Finding | None:
+    if _code(i) not in (422, 423) or i.msg is None:
+        return None
+    minimum = i.msg.headers.get("min-se") or i.msg.headers.get("min-expires") or "?"
+    return _fail(i, "interval_too_brief", f"{_label(i.msg)}: the server wants at least {minimum} s.")
+
+
+def loop_detected(i: RuleInput) -> Finding | None:
+    if _code(i) not in (482, 483) or i.msg is None:
+        return None
+    return _fail(i, "loop", f"{_label(i.msg)}: the request went round in a routing loop.")
+
+
+def extension_or_media(i: RuleInput) -> Finding | None:
+    if _code(i) not in (415, 420, 421, 488, 606) or i.msg is None:
+        return None
+    unsupported = i.msg.headers.get("unsupported") or i.msg.headers.get("require") or ""
+    offer = _codecs(i.tx.request) if i.tx is not None else "none"
+    detail = f" (unsupported: {unsupported})" if unsupported else f" (offered codecs: {offer})"
+    return _fail(i, "extension_or_media", f"{_label(i.msg)}{detail}.")
+
+
+def ack_missing(i: RuleInput) -> Finding | None:
+    if i.outcome is not Outcome.DROPPED or i.view is None:
+        return None
+    answered = i.view.answered_tx()
+    if answered is None or answered.final is None or answered.cseq in i.conv.acked:
+        return None
+    ok = answered.final
+    contact = ok.contact
+    host = contact.parsed.host if contact is not None and contact.parsed is not None else ""
+    nat = ""
+    if host and _private(host) and not _private(ok.origin.src_ip):
+        nat = f" Its Contact {host} is a private address behind NAT: the ACK cannot reach it."
+    return Finding(
+        "ack_missing",
+        "failure",
+        f"The 2xx (frame {ok.frame}) was never ACKed, so the callee retransmitted it and hung up.{nat}",
+        "Fix NAT traversal: enable rport/force-rport and Contact rewriting (fix_nated_contact/SBC) or "
+        "a correct external address on the callee.",
+        ok.frame,
+        ok.status,
+    )
+
+
+def bye_with_error(i: RuleInput) -> Finding | None:
+    if i.outcome is not Outcome.DROPPED or i.msg is None or i.msg.method != "BYE":
+        return None
+    return Finding(
+        "bye_with_error",
+        "failure",
+        f"The call was torn down by a BYE carrying an error: {_reasons(i.msg)}.",
+        "See the cause: media timeout, session-timer expiry or a network failure on the side that sent it.",
+        i.msg.frame,
+        None,
+    )
+
+
+def generic(i: RuleInput) -> Finding | None:
+    if i.msg is None:
+        return None
+    if _code(i):
+        return _fail(i, "final_response", f"{_label(i.msg)}: {lookup(_code(i)).meaning}")
+    return Finding("no_final_response", "failure", f"{i.msg.label} got no final response.", "", i.msg.frame)
+
+
+BREAKING_RULES: tuple[Rule, ...] = (
+    ack_missing,
+    bye_with_error,
+    no_final_response,
+    early_media_rejected,
+    auth_loop,
+    challenge_unanswered,
+    forbidden_after_credentials,
+    redirect_not_followed,
+    numbering,
+    request_timeout,
+    callee_side,
+    interval_too_brief,
+    loop_detected,
+    extension_or_media,
+    server_error,
+    generic,
+)
+
+
+# -- findings on the rest of the call ------------------------------------------------------
+def failed_reinvites(conv: Conversation, view: CallView | None) -> list[Finding]:
+    out: list[Finding] = []
+    for tx in view.reinvites if view is not None else ():
+        final = tx.final
+        if final is not None and final.status >= 300:
+            what = "491 glare: both sides re-INVITEd at once" if final.status == 491 else _label(final)
+            t38 = " (switch to T.38 fax)" if tx.request is not None and b"image" in tx.request.body else ""
+            out.append(
+                Finding(
+                    "reinvite_failed",
+                    "warning",
+                    f"A re-INVITE{t38} failed: {what}.",
+                    lookup(final.status).hint,
+                    final.frame,
+                    final.status,
+                )
+            )
+    return out
+
+
+def leg_gone(conv: Conversation) -> list[Finding]:
+    out: list[Finding] = []
+    for tx in conv.transactions.values():
+        final = tx.final
+        if final is not None and final.status == 481 and tx.method in ("BYE", "INVITE", "UPDATE", "NOTIFY", "REFER"):
+            out.append(
+                Finding(
+                    "call_leg_gone",
+                    "warning",
+                    f"481 on {tx.method}: the other side no longer knows this dialog.",
+                    lookup(481).hint,
+                    final.frame,
+                    481,
+                )
+            )
+    return out
+
+
+def q850_causes(conv: Conversation) -> list[Finding]:
+    out: list[Finding] = []
+    seen: set[tuple[int, int]] = set()
+    for msg in conv.messages:
+        if "reason" not in msg.headers:
+            continue
+        for r in msg.reasons:
+            if r.protocol == "Q.850" and r.cause is not None and (msg.status, r.cause) not in seen:
+                seen.add((msg.status, r.cause))
+                out.append(
+                    Finding(
+                        "q850_cause",
+                        "info",
+                        f"{msg.label} carries Q.850 cause {r.cause}: {cause_name(r.cause)}.",
+                        "",
+                        msg.frame,
+                        msg.status or None,
+                    )
+                )
+    return out
+
+
+FINDING_RULES: tuple[Callable[[Conversation, CallView | None], list[Finding]], ...] = (
+    failed_reinvites,
+    lambda conv, _view: leg_gone(conv),
+    lambda conv, _view: q850_causes(conv),
+)
+
+
+# -- helpers -------------------------------------------------------------------------------
+def _label(msg: SipMessage) -> str:
+    return msg.label
+
+
+def _reasons(msg: SipMessage) -> str:
+    parts = []
+    for r in msg.reasons:
+        name = f" ({cause_name(r.cause)})" if r.protocol == "Q.850" and r.cause is not None else ""
+        text = f' "{r.text}"' if r.text else ""
+        parts.append(f"{r.protocol} cause {r.cause}{name}{text}")
+    return "; ".join(parts) or "no Reason header"
+
+
+def _private(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_private
+    except ValueError:
+        return False

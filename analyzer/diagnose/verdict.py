@@ -1,0 +1,251 @@
+"""One conversation in, one :class:`CallReport` out: outcome, breaking message, findings, timings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from analyzer.correlate.model import Conversation, Kind, Outcome, Transaction, hostport
+from analyzer.correlate.state import call_outcome, request_outcome, run_call
+from analyzer.diagnose.q850 import cause_name
+from analyzer.diagnose.rules import BREAKING_RULES, FINDING_RULES, Finding, RuleInput
+from analyzer.diagnose.timing import Timings, call_timings, registration_timings
+from analyzer.diagnose.view import CallView, call_events, call_view, first_bye
+from analyzer.sip.fields import name_addr, parse_int
+from analyzer.sip.message import SipMessage
+
+_NOT_FAILED = (
+    Outcome.ANSWERED,
+    Outcome.CANCELLED,
+    Outcome.IN_PROGRESS,
+    Outcome.REGISTERED,
+    Outcome.UNREGISTERED,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Breaking:
+    """The message that broke a conversation, and why."""
+
+    frame: int
+    time_ns: int
+    code: int | None
+    reason: str
+    method: str
+    cseq: int
+    src: str
+    dst: str
+    hop: str
+    """Where the failure came from: ``caller leg`` or ``A -> B``, the leg whose answer it was."""
+    rule: str
+    explanation: str
+    hint: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallReport:
+    call_id: str
+    kind: Kind
+    outcome: Outcome
+    state: str
+    start_ns: int
+    end_ns: int
+    caller: str
+    callee: str
+    caller_addr: str
+    final_code: int | None
+    final_reason: str
+    breaking: Breaking | None
+    findings: tuple[Finding, ...]
+    timings: Timings
+    messages: int
+    retransmissions: int
+    frames: tuple[int, ...]
+
+
+def _user_host(value: str | None) -> str:
+    na = name_addr(value)
+    if na is None or na.parsed is None:
+        return na.uri if na is not None else ""
+    p = na.parsed
+    return f"{p.user}@{p.host}" if p.user else p.host
+
+
+def diagnose(conv: Conversation, capture_end_ns: int) -> CallReport:
+    if conv.kind is Kind.CALL:
+        return _call(conv, capture_end_ns)
+    return _request(conv, capture_end_ns)
+
+
+def _call(conv: Conversation, capture_end_ns: int) -> CallReport:
+    view = call_view(conv)
+    state = run_call(call_events(view))
+    tx = view.deciding
+    last_ns = tx.last_ns if tx is not None else conv.end_ns
+    outcome = call_outcome(state, last_ns, capture_end_ns) if tx is not None else _midcall(conv)
+    msg = _breaking_message(conv, view, outcome, tx)
+    breaking = _breaking(conv, view, outcome, msg, tx)
+    findings = [f for rule in FINDING_RULES for f in rule(conv, view)]
+    final = tx.final if tx is not None else None
+    return _report(conv, outcome, str(state), view.caller, breaking, findings, call_timings(view), final)
+
+
+def _midcall(conv: Conversation) -> Outcome:
+    """A call whose INVITE was not captured (capture started mid-call)."""
+    return Outcome.ANSWERED if conv.by_method("BYE") or conv.acked else Outcome.IN_PROGRESS
+
+
+def _breaking_message(
+    conv: Conversation, view: CallView, outcome: Outcome, tx: Transaction | None
+) -> SipMessage | None:
+    if outcome in _NOT_FAILED or tx is None:
+        return None
+    if outcome is Outcome.DROPPED:
+        bye = first_bye(conv)
+        return bye.request if bye is not None else None
+    if outcome is Outcome.TIMEOUT:
+        return tx.request
+    return tx.final
+
+
+def _breaking(
+    conv: Conversation,
+    view: CallView | None,
+    outcome: Outcome,
+    msg: SipMessage | None,
+    tx: Transaction | None,
+) -> Breaking | None:
+    if msg is None:
+        return None
+    inp = RuleInput(conv, view, outcome, msg, tx)
+    finding = next(f for f in (rule(inp) for rule in BREAKING_RULES) if f is not None)
+    explanation = finding.explanation + _q850_note(msg)
+    hop, hop_note = _hop(view, msg)
+    o = msg.origin
+    return Breaking(
+        frame=msg.frame,
+        time_ns=o.ts_ns,
+        code=msg.status or None,
+        reason=msg.reason,
+        method=msg.cseq_method if msg.status else msg.method,
+        cseq=msg.cseq,
+        src=hostport(o.src_ip, o.src_port),
+        dst=hostport(o.dst_ip, o.dst_port),
+        hop=hop,
+        rule=finding.rule,
+        explanation=explanation + hop_note,
+        hint=finding.hint,
+    )
+
+
+def _q850_note(msg: SipMessage) -> str:
+    notes = [
+        f" Reason: Q.850 cause {r.cause} ({cause_name(r.cause)})."
+        for r in msg.reasons
+        if r.protocol == "Q.850" and r.cause is not None
+    ]
+    return "".join(notes[:1])
+
+
+def _hop(view: CallView | None, msg: SipMessage) -> tuple[str, str]:
+    """Which leg the failure came from, for captures taken on a proxy (RFC 3261 §16.7)."""
+    if view is None or not msg.status or not view.downstream:
+        return "caller leg", ""
+    before = [
+        t
+        for t in view.downstream
+        if t.final is not None
+        and t.final.status >= 300
+        and t.final.origin.ts_ns <= msg.origin.ts_ns
+        and not _cancelled_by_hop(view.conv, t)
+    ]
+    if not before:
+        proxy = hostport(msg.origin.src_ip, msg.origin.src_port)
+        return (
+            f"{proxy} (generated)",
+            f" The {msg.status} was generated by {proxy} itself, not by a hop behind it.",
+        )
+    same = [t for t in before if t.final is not None and t.final.status == msg.status]
+    origin = (same or before)[-1]
+    assert origin.final is not None
+    hop = f"{origin.src} -> {origin.dst}"
+    if origin.final.status != msg.status:
+        return hop, (
+            f" It came from {origin.dst}, which answered {origin.final.status} {origin.final.reason}; "
+            f"the proxy turned it into {msg.status}."
+        )
+    return hop, f" It came from {origin.dst}."
+
+
+def _cancelled_by_hop(conv: Conversation, tx: Transaction) -> bool:
+    """A 487 on a leg whose client sent CANCEL (a losing fork, a proxy's Timer C) is no failure."""
+    return (
+        tx.final is not None
+        and tx.final.status == 487
+        and any(c.src == tx.src and c.cseq == tx.cseq for c in conv.by_method("CANCEL"))
+    )
+
+
+def _request(conv: Conversation, capture_end_ns: int) -> CallReport:
+    txs = sorted((t for t in conv.transactions.values() if t.method != "ACK"), key=lambda t: t.first_ns)
+    last = txs[-1] if txs else None
+    final = last.final if last is not None else None
+    registration = conv.kind is Kind.REGISTRATION
+    outcome = request_outcome(
+        final.status if final is not None else None,
+        registration=registration,
+        credentials=last.has_credentials if last is not None else False,
+        expires_zero=_expires_zero(last),
+        waited_ns=capture_end_ns - (last.last_ns if last is not None else 0),
+    )
+    msg: SipMessage | None = None
+    if outcome not in _NOT_FAILED and last is not None:
+        msg = last.request if outcome is Outcome.TIMEOUT else final
+    breaking = _breaking(conv, None, outcome, msg, last)
+    timings = registration_timings(conv) if registration else Timings()
+    caller = last.src if last is not None else ""
+    findings = [f for rule in FINDING_RULES[1:] for f in rule(conv, None)]
+    return _report(conv, outcome, "", caller, breaking, findings, timings, final)
+
+
+def _expires_zero(tx: Transaction | None) -> bool:
+    """A de-registration: Expires 0 or a Contact ;expires=0 on the REGISTER (RFC 3261 §10.2.2)."""
+    if tx is None or tx.request is None:
+        return False
+    req = tx.request
+    contact = req.headers.get("contact") or ""
+    if contact.strip() == "*" or "expires=0" in contact.replace(" ", "").lower():
+        return True
+    return parse_int(req.headers.get("expires")) == 0
+
+
+def _report(
+    conv: Conversation,
+    outcome: Outcome,
+    state: str,
+    caller_addr: str,
+    breaking: Breaking | None,
+    findings: list[Finding],
+    timings: Timings,
+    final: SipMessage | None,
+) -> CallReport:
+    first = next((m for m in conv.messages if m.status == 0), conv.messages[0])
+    frames = sorted({f for m in conv.messages for f in m.origin.frames})
+    return CallReport(
+        call_id=conv.call_id,
+        kind=conv.kind,
+        outcome=outcome,
+        state=state,
+        start_ns=conv.start_ns,
+        end_ns=conv.end_ns,
+        caller=_user_host(first.headers.get("from")),
+        callee=_user_host(first.headers.get("to")),
+        caller_addr=caller_addr,
+        final_code=final.status if final is not None else None,
+        final_reason=final.reason if final is not None else "",
+        breaking=breaking,
+        findings=tuple(findings),
+        timings=timings,
+        messages=len(conv.messages),
+        retransmissions=conv.retransmissions,
+        frames=tuple(frames),
+    )

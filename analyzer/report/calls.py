@@ -1,0 +1,155 @@
+"""Call reports as the JSON contract, JSON lines, CSV rows and a DataFrame."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pandas as pd
+
+from analyzer.analysis import Analysis
+from analyzer.diagnose.verdict import Breaking, CallReport
+from analyzer.report.columns import iso_time
+
+
+def _breaking(b: Breaking | None) -> dict[str, Any] | None:
+    if b is None:
+        return None
+    return {
+        "frame": b.frame,
+        "time": iso_time(b.time_ns),
+        "code": b.code,
+        "reason": b.reason,
+        "method": b.method,
+        "cseq": b.cseq,
+        "src": b.src,
+        "dst": b.dst,
+        "hop": b.hop,
+        "rule": b.rule,
+        "explanation": b.explanation,
+        "hint": b.hint,
+    }
+
+
+def call_dict(r: CallReport) -> dict[str, Any]:
+    t = r.timings
+    return {
+        "call_id": r.call_id,
+        "kind": str(r.kind),
+        "outcome": str(r.outcome),
+        "state": r.state,
+        "start": iso_time(r.start_ns),
+        "end": iso_time(r.end_ns),
+        "caller": r.caller,
+        "callee": r.callee,
+        "caller_addr": r.caller_addr,
+        "final": {"code": r.final_code, "reason": r.final_reason} if r.final_code is not None else None,
+        "breaking": _breaking(r.breaking),
+        "findings": [
+            {
+                "rule": f.rule,
+                "severity": f.severity,
+                "frame": f.frame,
+                "code": f.code,
+                "explanation": f.explanation,
+                "hint": f.hint,
+            }
+            for f in r.findings
+        ],
+        "pdd_ms": t.pdd_ms,
+        "setup_ms": t.setup_ms,
+        "answer_ms": t.answer_ms,
+        "duration_s": t.duration_s,
+        "disconnect_ms": t.disconnect_ms,
+        "hung_up_by": t.hung_up_by,
+        "rrd_ms": t.rrd_ms,
+        "messages": r.messages,
+        "retransmissions": r.retransmissions,
+    }
+
+
+def capture_dict(a: Analysis) -> dict[str, Any]:
+    st = a.stats
+    return {
+        "path": a.path,
+        "packets": st.frames,
+        "sip_messages": st.sip_messages,
+        "skipped": dict(sorted((k, v) for k, v in st.frames_by_reason.items() if k != "sip")),
+        "malformed": len(st.malformed),
+        "warning": a.warning or None,
+    }
+
+
+def summary_dict(a: Analysis) -> dict[str, Any]:
+    kinds = Counter(str(r.kind) for r in a.calls)
+    outcomes = Counter(f"{r.kind}:{r.outcome}" for r in a.calls)
+    rules = Counter(r.breaking.rule for r in a.calls if r.breaking is not None)
+    return {
+        "conversations": len(a.calls),
+        "by_kind": dict(sorted(kinds.items())),
+        "outcomes": dict(sorted(outcomes.items())),
+        "failed": sum(1 for r in a.calls if r.breaking is not None),
+        "breaking_rules": dict(rules.most_common()),
+    }
+
+
+def analysis_dict(a: Analysis) -> dict[str, Any]:
+    return {"capture": capture_dict(a), "calls": [call_dict(r) for r in a.calls], "summary": summary_dict(a)}
+
+
+CALL_COLUMNS = (
+    "call_id",
+    "kind",
+    "outcome",
+    "start",
+    "end",
+    "caller",
+    "callee",
+    "final_code",
+    "final_reason",
+    "breaking_frame",
+    "breaking_code",
+    "breaking_rule",
+    "breaking_hop",
+    "explanation",
+    "hint",
+    "pdd_ms",
+    "setup_ms",
+    "duration_s",
+    "hung_up_by",
+    "rrd_ms",
+    "messages",
+    "retransmissions",
+)
+
+
+def call_row(r: CallReport) -> dict[str, Any]:
+    b = r.breaking
+    return {
+        "call_id": r.call_id,
+        "kind": str(r.kind),
+        "outcome": str(r.outcome),
+        "start": iso_time(r.start_ns),
+        "end": iso_time(r.end_ns),
+        "caller": r.caller,
+        "callee": r.callee,
+        "final_code": r.final_code,
+        "final_reason": r.final_reason,
+        "breaking_frame": b.frame if b else None,
+        "breaking_code": b.code if b else None,
+        "breaking_rule": b.rule if b else None,
+        "breaking_hop": b.hop if b else None,
+        "explanation": b.explanation if b else None,
+        "hint": b.hint if b else None,
+        "pdd_ms": r.timings.pdd_ms,
+        "setup_ms": r.timings.setup_ms,
+        "duration_s": r.timings.duration_s,
+        "hung_up_by": r.timings.hung_up_by,
+        "rrd_ms": r.timings.rrd_ms,
+        "messages": r.messages,
+        "retransmissions": r.retransmissions,
+    }
+
+
+def calls_dataframe(reports: list[CallReport]) -> pd.DataFrame:
+    return pd.DataFrame([call_row(r) for r in reports], columns=list(CALL_COLUMNS))
