@@ -353,6 +353,11 @@ def name_addr(value: str | None) -> NameAddr | None:
     first = items[0]
     if first == "*":  # Contact: * (RFC 3261 §10.2.2)
         return NameAddr("", "*", None, "", ())
+    # An unquoted display name with a comma ("Doe, John <sip:…>", not allowed by the
+    # token grammar but written by some UAs) was split before its URI: rejoin it.
+    if ":" not in first and len(items) > 1:
+        end = next((i for i, item in enumerate(items) if ":" in item), len(items) - 1)
+        first = ", ".join(items[: end + 1])
     display, uri, tail = _split_name_addr(first)
     params = _params(tail)
     return NameAddr(display, uri, parse_uri(uri), _first(params, "tag") or "", params)
