@@ -31,6 +31,9 @@ _UDP_INTERESTING = bytes(
     1 if (0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A or b == 0x02 or 0x08 <= b <= 0x0F or 0x30 <= b <= 0x37) else 0
     for b in range(256)
 )
+# Letters that can start a SIP start line, except H (HEP3's "HEP3" magic goes the long way).
+_SIP_FIRST = bytes(1 if (0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A) and b not in (0x48, 0x68) else 0 for b in range(256))
+_TUNNEL_PORTS = frozenset({tunnels.VXLAN_PORT, tunnels.GTPU_PORT})
 _KEEPALIVES = (b"\r\n\r\n", b"\r\n", b"\n", b"\0\0\0\0", b"\0", b"jaK\n", b"ping")
 
 
@@ -73,7 +76,8 @@ class Decoder:
         self.fragments = FragmentTable()
         self.tcp = TcpTable()
         self.sctp = sctp_mod.SctpReassembler()
-        self._out: list[SipMessage] = []
+        self._addr: dict[bytes, str] = {}
+        self._fast_not_sip = 0
 
     # -- entry points ----------------------------------------------------------------
     def feed(self, number: int, ts_ns: int, linktype: int, data: bytes) -> list[SipMessage]:
@@ -84,8 +88,9 @@ class Decoder:
         if st.first_ts_ns is None:
             st.first_ts_ns = ts_ns
         st.last_ts_ns = ts_ns
-        # Fast path: Ethernet / IPv4 without options, not a fragment / UDP whose first
-        # payload byte cannot start SIP, HEP or a tunnel (RTP, mostly).
+        # Fast path: Ethernet / IPv4 without options, not a fragment / UDP. RTP and other
+        # payloads that cannot start SIP, HEP or a tunnel are counted and dropped at once;
+        # plain SIP on UDP is parsed without going through the layer functions.
         if (
             linktype == 1
             and len(data) > 42
@@ -94,18 +99,51 @@ class Decoder:
             and data[14] == 0x45
             and data[23] == 17
             and not (data[20] & 0x3F or data[21])
-            and not _UDP_INTERESTING[data[42]]
         ):
-            st.frames_by_reason["udp-not-sip"] += 1
-            return []
+            first = data[42]
+            if not _UDP_INTERESTING[first]:
+                self._fast_not_sip += 1
+                return []
+            if _SIP_FIRST[first]:
+                return self._fast_udp_sip(number, ts_ns, data)
         decoder = LINK_DECODERS.get(linktype)
         if decoder is None:
             return self._skip("link-unsupported")
         ctx = _Ctx(number, ts_ns)
         return self._network(data, decoder(data), ctx, 0)
 
+    def _fast_udp_sip(self, number: int, ts_ns: int, data: bytes) -> list[SipMessage]:
+        """Ethernet/IPv4/UDP whose payload starts with a letter other than H (HEP3)."""
+        sport = (data[34] << 8) | data[35]
+        dport = (data[36] << 8) | data[37]
+        if sport in _TUNNEL_PORTS or dport in _TUNNEL_PORTS:
+            return self._network(data, (ETH_IPV4, 14, ""), _Ctx(number, ts_ns), 0)
+        end = 14 + ((data[16] << 8) | data[17])
+        uend = 34 + ((data[38] << 8) | data[39])
+        if 42 <= uend < end:
+            end = uend
+        payload = data[42:end]
+        addr = self._addr
+        src = addr.get(data[26:30]) or self._add_addr(data[26:30])
+        dst = addr.get(data[30:34]) or self._add_addr(data[30:34])
+        origin = Origin(number, (number,), ts_ns, src, sport, dst, dport, "udp", "")
+        out: list[SipMessage] = []
+        if not self._sip(payload, origin, out, quiet=True):
+            return self._skip("sip-malformed")
+        if not out:
+            return self._skip("keepalive" if payload in _KEEPALIVES else "udp-not-sip")
+        return out
+
+    def _add_addr(self, raw: bytes) -> str:
+        """Address text, cached: a capture has few addresses and many packets."""
+        text = ip_mod.address_text(raw)
+        if len(self._addr) < 65_536:
+            self._addr[raw] = text
+        return text
+
     def finish(self) -> list[SipMessage]:
         """End of input: report what is left in TCP streams and fragment tables."""
+        self.sync_stats()
         out: list[SipMessage] = []
         for piece in self.tcp.close_all():
             self._piece(piece, None, out)
@@ -114,6 +152,13 @@ class Decoder:
         return out
 
     # -- layers ------------------------------------------------------------------------
+    def sync_stats(self) -> DecodeStats:
+        """Fold the fast path's counter into ``stats`` (done by :meth:`finish` too)."""
+        if self._fast_not_sip:
+            self.stats.frames_by_reason["udp-not-sip"] += self._fast_not_sip
+            self._fast_not_sip = 0
+        return self.stats
+
     def _skip(self, reason: str) -> list[SipMessage]:
         self.stats.frames_by_reason[reason] += 1
         return []
@@ -309,9 +354,9 @@ class Decoder:
             frame=ctx.number,
             frames=ctx.frames or (ctx.number,),
             ts_ns=ctx.ts_ns,
-            src_ip=ip_mod.address_text(pkt.src),
+            src_ip=self._addr.get(pkt.src) or self._add_addr(pkt.src),
             src_port=sport,
-            dst_ip=ip_mod.address_text(pkt.dst),
+            dst_ip=self._addr.get(pkt.dst) or self._add_addr(pkt.dst),
             dst_port=dport,
             transport=transport,
             encap=ctx.encap,

@@ -60,9 +60,7 @@ def hep2(payload: bytes = SIP, *, v6: bool = False, proto: int = 17, usec: int =
     """HEPv2 as Kamailio/OpenSIPS hep.h lays it out (time header in host = little-endian order)."""
     if v6:
         fixed = struct.pack("!BBBBHH", 2, 40, 10, proto, 5060, 5061)
-        addrs = socket.inet_pton(socket.AF_INET6, "2001:db8::1") + socket.inet_pton(
-            socket.AF_INET6, "2001:db8::2"
-        )
+        addrs = socket.inet_pton(socket.AF_INET6, "2001:db8::1") + socket.inet_pton(socket.AF_INET6, "2001:db8::2")
     else:
         fixed = struct.pack("!BBBBHH", 2, 16, 2, proto, 5060, 5061)
         addrs = socket.inet_aton("192.0.2.1") + socket.inet_aton("192.0.2.2")

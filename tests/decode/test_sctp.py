@@ -38,9 +38,7 @@ def raw_chunk(ctype: int, flags: int, value: bytes, pad: bool = True) -> bytes:
     return body + b"\x00" * (-len(body) % 4 if pad else 0)
 
 
-def data_chunk(
-    tsn: int, payload: bytes, flags: int = 0x03, sid: int = 0, ssn: int = 0, ppid: int = 0
-) -> bytes:
+def data_chunk(tsn: int, payload: bytes, flags: int = 0x03, sid: int = 0, ssn: int = 0, ppid: int = 0) -> bytes:
     return raw_chunk(0, flags, struct.pack("!IHHI", tsn, sid, ssn, ppid) + payload)
 
 
@@ -123,9 +121,7 @@ def test_capture_reassembled_messages(shared_pcaps: Path) -> None:
         for chunk in packet.chunks:
             message = reassembler.feed(key, chunk)
             if message is not None:
-                messages.append(
-                    (src, packet.src_port, dst, packet.dst_port, len(message), message.split(b"\r\n")[0])
-                )
+                messages.append((src, packet.src_port, dst, packet.dst_port, len(message), message.split(b"\r\n")[0]))
     assert messages == [
         (
             "10.249.30.11",
@@ -336,8 +332,7 @@ def test_any_fragment_order(message: bytes, parts: int, first_tsn: int, rnd: ran
     cut = max(1, -(-len(message) // parts))
     pieces = [message[i : i + cut] for i in range(0, len(message), cut)]
     frags = [
-        data((first_tsn + n) % 2**32, piece, begin=n == 0, end=n == len(pieces) - 1)
-        for n, piece in enumerate(pieces)
+        data((first_tsn + n) % 2**32, piece, begin=n == 0, end=n == len(pieces) - 1) for n, piece in enumerate(pieces)
     ]
     rnd.shuffle(frags)
     r = SctpReassembler()

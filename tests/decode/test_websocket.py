@@ -232,9 +232,7 @@ def test_too_large_frame_is_skipped() -> None:
 
 def test_too_large_message_drops_its_remaining_fragments() -> None:
     stream = WebSocketStream(max_message=10)
-    data = (
-        frame(1, b"123456", fin=False) + frame(0, b"789012", fin=False) + frame(0, b"345") + frame(1, b"ok")
-    )
+    data = frame(1, b"123456", fin=False) + frame(0, b"789012", fin=False) + frame(0, b"345") + frame(1, b"ok")
     with pytest.raises(DecodeError) as info:
         stream.feed(data)
     assert info.value.reason == "ws-too-large"

@@ -136,9 +136,7 @@ def test_unknown_code_is_read_by_class(code: int, reason: str, cls: str) -> None
 
 def test_unknown_code_texts() -> None:
     entry = lookup(499)
-    assert entry.meaning == (
-        "Not a registered code; a client must read it as 400 Bad Request (RFC 3261 §8.1.3.2)."
-    )
+    assert entry.meaning == ("Not a registered code; a client must read it as 400 Bad Request (RFC 3261 §8.1.3.2).")
     assert entry.hint == (
         "Read its reason phrase and any Warning or Reason header for what the sender meant; "
         "otherwise handle it like 400."

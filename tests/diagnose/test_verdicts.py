@@ -54,7 +54,10 @@ def test_q850_cause_is_decoded_in_the_explanation(shared_pcaps: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("goffinet-sip_captures/sip-488-Not-Acceptable-Here-codec-null.pcapng", ("rejected", 488, "extension_or_media")),
+        (
+            "goffinet-sip_captures/sip-488-Not-Acceptable-Here-codec-null.pcapng",
+            ("rejected", 488, "extension_or_media"),
+        ),
         ("pcap2sipp/example.pcap", ("rejected", 483, "loop")),
         ("wireshark-samplecaptures/SIP_DTMF2.cap", ("rejected", 603, "callee_rejected")),
         ("goffinet-sip_captures/sip-routing-error-wireshark.pcapng", ("rejected", 404, "numbering")),

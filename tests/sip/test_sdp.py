@@ -328,9 +328,7 @@ def test_any_bytes_give_an_sdp(body: bytes) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    st.lists(st.one_of(_SDP_LINES, st.text(max_size=40)), max_size=30), st.sampled_from(["\r\n", "\n", "\r"])
-)
+@given(st.lists(st.one_of(_SDP_LINES, st.text(max_size=40)), max_size=30), st.sampled_from(["\r\n", "\n", "\r"]))
 def test_sdp_like_text_gives_an_sdp(lines: list[str], eol: str) -> None:
     sdp = parse_sdp(eol.join(lines).encode("utf-8", errors="surrogatepass"))
     assert isinstance(sdp, Sdp)
