@@ -39,7 +39,8 @@ def top_branch(msg: SipMessage) -> str:
     via = msg.headers.get("via")
     if via is None:
         return "-"
-    top = split_commas(via)[0] if "," in via else via
+    parts = split_commas(via) if "," in via else [via]
+    top = parts[0] if parts else ""
     low = top.lower()
     i = low.find("branch=")
     branch = ""

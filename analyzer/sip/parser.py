@@ -31,7 +31,9 @@ def start_line_match(data: bytes) -> re.Match[bytes] | None:
     """The request- or status-line match at the start of ``data``, or None."""
     if not data or data[0] not in _FIRST_BYTES:
         return None
-    return _STATUS_LINE.match(data) or _REQUEST_LINE.match(data)
+    if data[0] in (0x53, 0x73) and data[1:4].upper() == b"IP/":
+        return _STATUS_LINE.match(data)
+    return _REQUEST_LINE.match(data)
 
 
 def looks_like_sip(data: bytes) -> bool:
@@ -66,6 +68,12 @@ def header_value(data: bytes, low: bytes, base: int, names: tuple[bytes, ...]) -
     ``low`` is ``data[base:end].lower()`` and starts with the newline before the first
     header. Returns the value with surrounding blanks removed, or None.
     """
+    # The usual spelling "Name: value" first: one find, no loop.
+    i = low.find(names[0] + b":")
+    if i >= 0 and low.find(names[0], 0, i) < 0:
+        j = i + len(names[0]) + 1
+        k = low.find(b"\n", j)
+        return data[base + j : base + (k if k >= 0 else len(low))].strip()
     for name in names:
         i = low.find(name)
         while i >= 0:
@@ -108,7 +116,7 @@ def parse_message(data: bytes, origin: Origin) -> SipMessage:
         if _REQUEST_START.match(data):
             raise SipParseError("bad-request-line", decode_text(data[:40]))
         raise SipParseError("bad-start-line", decode_text(data[:40]))
-    defects: list[str] = []
+    defects: list[str] = []  # rarely filled
     line_end = start.end()
     hend, bstart = head_end(data, max(0, line_end - 2))
     if hend < 0:
@@ -139,16 +147,16 @@ def parse_message(data: bytes, origin: Origin) -> SipMessage:
     else:
         method, uri, status, reason = decode_text(start.group(1)), decode_text(start.group(2)), 0, ""
     return SipMessage(
-        origin=origin,
-        method=method,
-        status=status,
-        reason=reason,
-        uri=uri,
-        call_id=call_id,
-        cseq=cseq,
-        cseq_method=cseq_method,
-        headers=Headers(data[line_end:hend]),
-        body=body,
-        raw=data,
-        defects=tuple(defects),
+        origin,
+        method,
+        status,
+        reason,
+        uri,
+        call_id,
+        cseq,
+        cseq_method,
+        Headers(data[line_end:hend]),
+        body,
+        data,
+        tuple(defects) if defects else (),
     )
