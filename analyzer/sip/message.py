@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from analyzer.sip.headers import Headers
 
 if TYPE_CHECKING:
-    from analyzer.sip.fields import AuthInfo, NameAddr, ReasonInfo, Via
+    from analyzer.sip.fields import AuthInfo, NameAddr, ReasonInfo, Via, WarningInfo
     from analyzer.sip.sdp import Sdp
 
 
@@ -126,6 +126,27 @@ class SipMessage(NamedTuple):
             if value is not None:
                 return fields.auth(name, value)
         return None
+
+    @property
+    def warnings(self) -> tuple[WarningInfo, ...]:
+        from analyzer.sip import fields
+
+        return fields.warnings(self.headers.get_all("warning"))
+
+    @property
+    def user_agent(self) -> str:
+        """User-Agent of a request, Server of a response (either when only one is present)."""
+        return self.headers.get("user-agent") or self.headers.get("server") or ""
+
+    @property
+    def content_type(self) -> str:
+        return (self.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+
+    def int_header(self, name: str) -> int | None:
+        """Expires, Min-Expires, Max-Forwards, Retry-After … as a number (leading integer)."""
+        from analyzer.sip import fields
+
+        return fields.parse_int(self.headers.get(name))
 
     @property
     def sdp(self) -> Sdp | None:

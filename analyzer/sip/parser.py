@@ -47,7 +47,7 @@ def head_end(data: bytes, start: int = 0) -> tuple[int, int]:
     Returns (-1, -1) when the blank line that ends the headers is missing.
     """
     crlf = data.find(b"\r\n\r\n", start)
-    lf = data.find(b"\n\n", start)
+    lf = data.find(b"\n\n", start, crlf if crlf >= 0 else len(data))
     if crlf >= 0 and (lf < 0 or crlf < lf):
         return crlf, crlf + 4
     if lf >= 0:

@@ -107,3 +107,20 @@ def test_contract_any_bytes_give_a_message_or_the_parse_error(data: bytes) -> No
     assert isinstance(m.call_id, str) and isinstance(m.cseq, int)
     # the lazy headers obey the same contract
     list(m.headers)
+
+
+def test_on_demand_fields() -> None:
+    raw = (
+        b"SIP/2.0 503 Service Unavailable\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKx, SIP/2.0/TCP 10.0.0.2:5070\r\n"
+        b'From: <sip:a@x>;tag=f1\r\nTo: "B" <sip:b@y>;tag=t2\r\ni: c1\r\nCSeq: 5 INVITE\r\n'
+        b"Retry-After: 120 (maintenance);duration=60\r\nServer: trunk/1.0\r\n"
+        b'Warning: 399 gw "no circuits"\r\nReason: Q.850;cause=34;text="No circuit"\r\n'
+        b"Content-Type: application/SDP; charset=x\r\n\r\n"
+    )
+    m = parse_message(raw, ORIGIN)
+    assert m.from_ is not None and m.from_.tag == "f1"
+    assert m.to is not None and (m.to.display, m.to.tag) == ("B", "t2")
+    assert [(v.host, v.port, v.branch) for v in m.vias] == [("10.0.0.1", None, "z9hG4bKx"), ("10.0.0.2", 5070, "")]
+    assert [(r.protocol, r.cause, r.text) for r in m.reasons] == [("Q.850", 34, "No circuit")]
+    assert [(w.code, w.agent, w.text) for w in m.warnings] == [(399, "gw", "no circuits")]
+    assert (m.int_header("retry-after"), m.user_agent, m.content_type) == (120, "trunk/1.0", "application/sdp")
