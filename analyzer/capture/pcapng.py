@@ -81,6 +81,14 @@ class _Reader:
             if not self._fill(blen):
                 self._stop(f"last block cut short at byte {self.offset + self.pos}")
                 return
+            if btype == EPB and blen >= 32:
+                # The common block, read in place: no copy of the block body.
+                pos, self.pos = self.pos, self.pos + blen
+                ifid, hi, lo, caplen, origlen = struct.unpack_from(self.order + "IIIII", self.buf, pos + 8)
+                frame = self._frame(ifid, (hi << 32) | lo, self.buf[pos + 28 : pos + 28 + min(caplen, blen - 32)], origlen)
+                if frame is not None:
+                    yield frame
+                continue
             body = self.buf[self.pos + 8 : self.pos + blen - 4]
             self.pos += blen
             frame = self._block(btype, body)
