@@ -47,5 +47,6 @@ def analyze(path: str | Path) -> Analysis:
     end = st.last_ts_ns or 0
     if messages:
         end = max(end, max(m.origin.ts_ns for m in messages))
-    reports = sorted((diagnose(c, end) for c in store.finish()), key=lambda r: (r.start_ns, r.call_id))
+    icmp = tuple(st.unreachable)
+    reports = sorted((diagnose(c, end, icmp) for c in store.finish()), key=lambda r: (r.start_ns, r.call_id))
     return Analysis(str(path), st, reader.capture.warning, reports, messages)

@@ -85,7 +85,9 @@ class _Reader:
                 # The common block, read in place: no copy of the block body.
                 pos, self.pos = self.pos, self.pos + blen
                 ifid, hi, lo, caplen, origlen = struct.unpack_from(self.order + "IIIII", self.buf, pos + 8)
-                frame = self._frame(ifid, (hi << 32) | lo, self.buf[pos + 28 : pos + 28 + min(caplen, blen - 32)], origlen)
+                frame = self._frame(
+                    ifid, (hi << 32) | lo, self.buf[pos + 28 : pos + 28 + min(caplen, blen - 32)], origlen
+                )
                 if frame is not None:
                     yield frame
                 continue

@@ -12,7 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from analyzer.decode.ip import hostport
 from analyzer.sip.message import SipMessage
+
+__all__ = ["Conversation", "Kind", "Outcome", "Transaction", "TxKey", "hostport"]
 
 
 class Kind(StrEnum):
@@ -41,10 +44,6 @@ class Outcome(StrEnum):
 
 TxKey = tuple[str, int, str]
 """(top Via branch, CSeq number, method) — RFC 3261 §17.1.3 / §17.2.3."""
-
-
-def hostport(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 @dataclass(slots=True)

@@ -101,6 +101,11 @@ def ipv6(data: bytes, off: int) -> IpPacket:
     return IpPacket(6, src, dst, nxt, data[pos:end], frag_id, frag_offset, more)
 
 
+def hostport(ip: str, port: int) -> str:
+    """``ip:port``, with brackets around an IPv6 address (RFC 3986 §3.2.2)."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
 def address_text(addr: bytes) -> str:
     """Printable address (IPv6 in its RFC 5952 compressed form)."""
     if len(addr) == 4:

@@ -47,6 +47,19 @@ class Malformed:
     detail: str
 
 
+@dataclass(frozen=True, slots=True)
+class Unreachable:
+    """An ICMP destination-unreachable about a packet sent to ``dst`` (RFC 792, RFC 4443 §3.1)."""
+
+    frame: int
+    ts_ns: int
+    reporter: str
+    """Who sent the ICMP error."""
+    dst: str
+    """ip:port the quoted packet was sent to."""
+    code: int
+
+
 @dataclass(slots=True)
 class DecodeStats:
     frames: int = 0
@@ -54,6 +67,7 @@ class DecodeStats:
     sip_messages: int = 0
     frames_by_reason: Counter[str] = field(default_factory=Counter)
     malformed: list[Malformed] = field(default_factory=list)
+    unreachable: list[Unreachable] = field(default_factory=list)
     first_ts_ns: int | None = None
     last_ts_ns: int | None = None
 
@@ -201,8 +215,27 @@ class Decoder:
         if proto == ip_mod.PROTO_GRE:
             return self._tunnel(tunnels.gre(pkt.payload), pkt.payload, ctx, depth)
         if proto in (ip_mod.PROTO_ICMP, ip_mod.PROTO_ICMPV6):
+            self._icmp(pkt, ctx)
             return self._skip("icmp")  # SIP quoted in an ICMP error is not a message
         return self._skip("ip-other")
+
+    def _icmp(self, pkt: ip_mod.IpPacket, ctx: _Ctx) -> None:
+        """Keep destination-unreachable errors: they explain requests that got no answer."""
+        data = pkt.payload
+        unreachable = 3 if pkt.proto == ip_mod.PROTO_ICMP else 1
+        if len(data) < 8 or data[0] != unreachable:
+            return
+        try:
+            quoted = ip_mod.ipv4(data, 8) if pkt.version == 4 else ip_mod.ipv6(data, 8)
+        except DecodeError:
+            return
+        if len(quoted.payload) < 4 or quoted.proto not in (ip_mod.PROTO_UDP, ip_mod.PROTO_TCP, ip_mod.PROTO_SCTP):
+            return
+        dport = (quoted.payload[2] << 8) | quoted.payload[3]
+        dst = ip_mod.address_text(quoted.dst)
+        self.stats.unreachable.append(
+            Unreachable(ctx.number, ctx.ts_ns, ip_mod.address_text(pkt.src), ip_mod.hostport(dst, dport), data[1])
+        )
 
     def _tunnel(self, link: LinkResult, data: bytes, ctx: _Ctx, depth: int) -> list[SipMessage]:
         if not link[0]:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from analyzer.correlate.model import Conversation, Outcome, Transaction
+from analyzer.decode.pipeline import Unreachable
 from analyzer.diagnose.codes import lookup
 from analyzer.diagnose.q850 import cause_name
 from analyzer.diagnose.view import CallView, ringing
@@ -41,6 +42,8 @@ class RuleInput:
     """The breaking message (a response, or the unanswered request)."""
     tx: Transaction | None
     """Its transaction on the caller's side."""
+    unreachable: tuple[Unreachable, ...] = ()
+    """ICMP destination-unreachable errors seen in the capture."""
 
 
 Rule = Callable[[RuleInput], Finding | None]
@@ -181,11 +184,16 @@ def no_final_response(i: RuleInput) -> Finding | None:
     copies = tx.request_copies
     only = [r.status for r in tx.responses]
     heard = f"only {', '.join(map(str, only))} came back" if only else "nothing came back"
+    icmp = [u for u in i.unreachable if u.dst == tx.dst and tx.first_ns <= u.ts_ns]
+    seen = ""
+    if icmp:
+        first = icmp[0]
+        seen = f" ICMP destination unreachable came from {first.reporter} ({len(icmp)}x, first in frame {first.frame})."
     return Finding(
         "no_final_response",
         "failure",
-        f"The INVITE to {tx.dst} was sent {copies} time(s) (Timer A retransmissions) and {heard}: "
-        f"{tx.dst} is unreachable or not answering.",
+        f"The {tx.method} to {tx.dst} was sent {copies} time(s) (Timer A/E retransmissions) and {heard}: "
+        f"{tx.dst} is unreachable or not answering.{seen}",
         "Check that the next hop is up and reachable on this address, port and transport (firewall, DNS, "
         "routing); look for ICMP unreachable.",
         tx.request.frame if tx.request is not None else None,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from analyzer.correlate.model import Conversation, Kind, Outcome, Transaction, hostport
 from analyzer.correlate.state import call_outcome, request_outcome, run_call
+from analyzer.decode.pipeline import Unreachable
 from analyzer.diagnose.q850 import cause_name
 from analyzer.diagnose.rules import BREAKING_RULES, FINDING_RULES, Finding, RuleInput
 from analyzer.diagnose.timing import Timings, call_timings, registration_timings
@@ -70,20 +71,21 @@ def _user_host(value: str | None) -> str:
     return f"{p.user}@{p.host}" if p.user else p.host
 
 
-def diagnose(conv: Conversation, capture_end_ns: int) -> CallReport:
+def diagnose(conv: Conversation, capture_end_ns: int, unreachable: tuple[Unreachable, ...] = ()) -> CallReport:
+    """``unreachable``: the capture's ICMP errors, evidence for requests that got no answer."""
     if conv.kind is Kind.CALL:
-        return _call(conv, capture_end_ns)
-    return _request(conv, capture_end_ns)
+        return _call(conv, capture_end_ns, unreachable)
+    return _request(conv, capture_end_ns, unreachable)
 
 
-def _call(conv: Conversation, capture_end_ns: int) -> CallReport:
+def _call(conv: Conversation, capture_end_ns: int, unreachable: tuple[Unreachable, ...]) -> CallReport:
     view = call_view(conv)
     state = run_call(call_events(view))
     tx = view.deciding
     last_ns = tx.last_ns if tx is not None else conv.end_ns
     outcome = call_outcome(state, last_ns, capture_end_ns) if tx is not None else _midcall(conv)
     msg = _breaking_message(conv, view, outcome, tx)
-    breaking = _breaking(conv, view, outcome, msg, tx)
+    breaking = _breaking(RuleInput(conv, view, outcome, msg, tx, unreachable))
     findings = [f for rule in FINDING_RULES for f in rule(conv, view)]
     final = tx.final if tx is not None else None
     return _report(conv, outcome, str(state), view.caller, breaking, findings, call_timings(view), final)
@@ -107,16 +109,10 @@ def _breaking_message(
     return tx.final
 
 
-def _breaking(
-    conv: Conversation,
-    view: CallView | None,
-    outcome: Outcome,
-    msg: SipMessage | None,
-    tx: Transaction | None,
-) -> Breaking | None:
+def _breaking(inp: RuleInput) -> Breaking | None:
+    msg, view = inp.msg, inp.view
     if msg is None:
         return None
-    inp = RuleInput(conv, view, outcome, msg, tx)
     finding = next(f for f in (rule(inp) for rule in BREAKING_RULES) if f is not None)
     explanation = finding.explanation + _q850_note(msg)
     hop, hop_note = _hop(view, msg)
@@ -185,7 +181,7 @@ def _cancelled_by_hop(conv: Conversation, tx: Transaction) -> bool:
     )
 
 
-def _request(conv: Conversation, capture_end_ns: int) -> CallReport:
+def _request(conv: Conversation, capture_end_ns: int, unreachable: tuple[Unreachable, ...]) -> CallReport:
     txs = sorted((t for t in conv.transactions.values() if t.method != "ACK"), key=lambda t: t.first_ns)
     last = txs[-1] if txs else None
     final = last.final if last is not None else None
@@ -200,7 +196,7 @@ def _request(conv: Conversation, capture_end_ns: int) -> CallReport:
     msg: SipMessage | None = None
     if outcome not in _NOT_FAILED and last is not None:
         msg = last.request if outcome is Outcome.TIMEOUT else final
-    breaking = _breaking(conv, None, outcome, msg, last)
+    breaking = _breaking(RuleInput(conv, None, outcome, msg, last, unreachable))
     timings = registration_timings(conv) if registration else Timings()
     caller = last.src if last is not None else ""
     findings = [f for rule in FINDING_RULES[1:] for f in rule(conv, None)]

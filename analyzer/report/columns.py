@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
+from analyzer.decode.ip import hostport
 from analyzer.sip.message import SipMessage
 
 Value = str | int | float | None
@@ -60,7 +61,7 @@ MESSAGE_COLUMNS: tuple[Column, ...] = (
         "Sender ip:port",
         "string",
         21,
-        lambda m: _hostport(m.origin.src_ip, m.origin.src_port),
+        lambda m: hostport(m.origin.src_ip, m.origin.src_port),
     ),
     Column(
         "dst",
@@ -68,7 +69,7 @@ MESSAGE_COLUMNS: tuple[Column, ...] = (
         "Receiver ip:port",
         "string",
         21,
-        lambda m: _hostport(m.origin.dst_ip, m.origin.dst_port),
+        lambda m: hostport(m.origin.dst_ip, m.origin.dst_port),
     ),
     Column(
         "transport",
@@ -98,10 +99,6 @@ MESSAGE_COLUMNS: tuple[Column, ...] = (
         lambda m: f"{m.cseq} {m.cseq_method}" if m.cseq >= 0 else m.cseq_method,
     ),
 )
-
-
-def _hostport(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 def row(columns: tuple[Column, ...], msg: SipMessage) -> list[Value]:
