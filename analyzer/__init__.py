@@ -7,9 +7,10 @@
 
 from __future__ import annotations
 
+from analyzer.analysis import Analysis, analyze
 from analyzer.reader import MessageReader, read_messages
 from analyzer.report.tables import messages_dataframe
 from analyzer.sip.message import Origin, SipMessage
 
 __version__ = "0.1.0"
-__all__ = ["MessageReader", "Origin", "SipMessage", "messages_dataframe", "read_messages"]
+__all__ = ["Analysis", "MessageReader", "Origin", "SipMessage", "analyze", "messages_dataframe", "read_messages"]

@@ -20,19 +20,22 @@ class Analysis:
     stats: DecodeStats
     warning: str
     calls: list[CallReport]
-    message_list: list[SipMessage] = field(repr=False)
+    """One report per conversation (call, registration …), in start order."""
+    messages: list[SipMessage] = field(repr=False)
 
     @property
     def calls_frame(self) -> pd.DataFrame:
+        """One row per conversation (the columns of ``sipflow analyze --format csv``)."""
         from analyzer.report.calls import calls_dataframe
 
         return calls_dataframe(self.calls)
 
     @property
-    def messages(self) -> pd.DataFrame:
+    def messages_frame(self) -> pd.DataFrame:
+        """One row per SIP message (the columns of ``sipflow messages``)."""
         from analyzer.report.tables import messages_dataframe
 
-        return messages_dataframe(self.message_list)
+        return messages_dataframe(self.messages)
 
 
 def analyze(path: str | Path) -> Analysis:

@@ -82,3 +82,14 @@ def test_sipp_load_capture_is_771_answered_calls(shared_pcaps: Path) -> None:
     a = analyze(shared_pcaps / "goffinet-sip_captures/uac-uas-scenario-sipp.pcapng")
     outcomes = {(str(r.kind), str(r.outcome)) for r in a.calls}
     assert len(a.calls) == 771 and outcomes == {("call", "answered")}
+
+
+def test_python_api_gives_objects_and_dataframes(shared_pcaps: Path) -> None:
+    import analyzer
+
+    a = analyzer.analyze(shared_pcaps / "wireshark-samplecaptures/aaa.pcap")
+    assert len(a.calls) == 6 and len(a.messages) == 81
+    frame = a.calls_frame
+    assert list(frame["outcome"]) == ["auth_failed", "cancelled", "auth_failed", "registered", "auth_failed", "no_answer"]
+    assert list(frame["breaking_code"].fillna(0).astype(int)) == [401, 0, 403, 0, 403, 480]
+    assert a.messages_frame.shape == (81, 10)
