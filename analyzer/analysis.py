@@ -22,6 +22,12 @@ class Analysis:
     calls: list[CallReport]
     """One report per conversation (call, registration …), in start order."""
     messages: list[SipMessage] = field(repr=False)
+    by_call: dict[tuple[str, str], list[SipMessage]] = field(default_factory=dict, repr=False)
+    """Messages of each conversation, keyed by (call_id, kind)."""
+
+    def messages_of(self, report: CallReport) -> list[SipMessage]:
+        """The messages of one conversation, in capture order (for ladders and exports)."""
+        return self.by_call.get((report.call_id, str(report.kind)), [])
 
     @property
     def calls_frame(self) -> pd.DataFrame:
@@ -51,5 +57,7 @@ def analyze(path: str | Path) -> Analysis:
     if messages:
         end = max(end, max(m.origin.ts_ns for m in messages))
     icmp = tuple(st.unreachable)
-    reports = sorted((diagnose(c, end, icmp) for c in store.finish()), key=lambda r: (r.start_ns, r.call_id))
-    return Analysis(str(path), st, reader.capture.warning, reports, messages)
+    conversations = store.finish()
+    by_call = {(c.call_id, str(c.kind)): c.messages for c in conversations}
+    reports = sorted((diagnose(c, end, icmp) for c in conversations), key=lambda r: (r.start_ns, r.call_id))
+    return Analysis(str(path), st, reader.capture.warning, reports, messages, by_call)
