@@ -53,6 +53,9 @@ class CallReport:
     caller: str
     callee: str
     caller_addr: str
+    """ip:port the first request came from."""
+    callee_addr: str
+    """ip:port it was sent to (the next hop: a proxy, a trunk, the callee)."""
     final_code: int | None
     final_reason: str
     breaking: Breaking | None
@@ -88,7 +91,9 @@ def _call(conv: Conversation, capture_end_ns: int, unreachable: tuple[Unreachabl
     breaking = _breaking(RuleInput(conv, view, outcome, msg, tx, unreachable))
     findings = [f for rule in FINDING_RULES for f in rule(conv, view)]
     final = tx.final if tx is not None else None
-    return _report(conv, outcome, str(state), view.caller, breaking, findings, call_timings(view), final)
+    callee_addr = view.invites[0].dst if view.invites else ""
+    addrs = (view.caller, callee_addr)
+    return _report(conv, outcome, str(state), addrs, breaking, findings, call_timings(view), final)
 
 
 def _midcall(conv: Conversation) -> Outcome:
@@ -200,7 +205,8 @@ def _request(conv: Conversation, capture_end_ns: int, unreachable: tuple[Unreach
     timings = registration_timings(conv) if registration else Timings()
     caller = last.src if last is not None else ""
     findings = [f for rule in FINDING_RULES[1:] for f in rule(conv, None)]
-    return _report(conv, outcome, "", caller, breaking, findings, timings, final)
+    addrs = (caller, last.dst if last is not None else "")
+    return _report(conv, outcome, "", addrs, breaking, findings, timings, final)
 
 
 def _expires_zero(tx: Transaction | None) -> bool:
@@ -218,7 +224,7 @@ def _report(
     conv: Conversation,
     outcome: Outcome,
     state: str,
-    caller_addr: str,
+    addrs: tuple[str, str],
     breaking: Breaking | None,
     findings: list[Finding],
     timings: Timings,
@@ -235,7 +241,8 @@ def _report(
         end_ns=conv.end_ns,
         caller=_user_host(first.headers.get("from")),
         callee=_user_host(first.headers.get("to")),
-        caller_addr=caller_addr,
+        caller_addr=addrs[0],
+        callee_addr=addrs[1],
         final_code=final.status if final is not None else None,
         final_reason=final.reason if final is not None else "",
         breaking=breaking,

@@ -43,6 +43,7 @@ def call_dict(r: CallReport) -> dict[str, Any]:
         "caller": r.caller,
         "callee": r.callee,
         "caller_addr": r.caller_addr,
+        "callee_addr": r.callee_addr,
         "final": {"code": r.final_code, "reason": r.final_reason} if r.final_code is not None else None,
         "breaking": _breaking(r.breaking),
         "findings": [
