@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from analyzer.correlate.store import CallStore
-from analyzer.decode.pipeline import DecodeStats
+from analyzer.decode.pipeline import Decoder, DecodeStats
 from analyzer.diagnose.verdict import CallReport, diagnose
+from analyzer.errors import CaptureOpenError
 from analyzer.reader import MessageReader
 from analyzer.sip.message import SipMessage
 
@@ -44,15 +46,49 @@ class Analysis:
         return messages_dataframe(self.messages)
 
 
-def analyze(path: str | Path) -> Analysis:
-    """Analyse one capture; raises :class:`analyzer.errors.CaptureError` if it is not one."""
-    reader = MessageReader(path).open()
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".libpcap", ".dmp")
+
+
+def capture_paths(inputs: Sequence[str | Path]) -> list[str]:
+    """Inputs as capture files: a directory stands for its capture files, by name."""
+    out: list[str] = []
+    for item in inputs:
+        p = Path(item)
+        if str(item) != "-" and p.is_dir():
+            found = sorted(str(f) for f in p.iterdir() if f.is_file() and f.name.lower().endswith(CAPTURE_SUFFIXES))
+            if not found:
+                raise CaptureOpenError(f"{p}: no capture files (.pcap, .pcapng, .cap, .gz) in this directory")
+            out += found
+        else:
+            out.append(str(item))
+    return out
+
+
+def analyze(path: str | Path | Sequence[str | Path]) -> Analysis:
+    """Analyse one capture, or several as one (rotated files: frame numbers count on, calls that
+    span files are joined). Raises :class:`analyzer.errors.CaptureError` for a file that is
+    not a capture, before reading anything."""
+    paths = capture_paths([path] if isinstance(path, str | Path) else path)
+    decoder = Decoder()
+    readers = [MessageReader(p, decoder=decoder, finish=False) for p in paths]
+    for reader in readers:
+        reader.open()
     store = CallStore()
     messages: list[SipMessage] = []
-    for msg in reader:
+    first = 1
+    warnings: list[str] = []
+    for reader in readers:
+        reader.first_frame = first
+        for msg in reader:
+            messages.append(msg)
+            store.feed(msg)
+        first += reader.frames_read
+        if reader.capture.warning:
+            warnings.append(f"{reader.path}: {reader.capture.warning}" if len(readers) > 1 else reader.capture.warning)
+    for msg in decoder.finish():
         messages.append(msg)
         store.feed(msg)
-    st = reader.decoder.stats
+    st = decoder.stats
     end = st.last_ts_ns or 0
     if messages:
         end = max(end, max(m.origin.ts_ns for m in messages))
@@ -60,4 +96,5 @@ def analyze(path: str | Path) -> Analysis:
     conversations = store.finish()
     by_call = {(c.call_id, str(c.kind)): c.messages for c in conversations}
     reports = sorted((diagnose(c, end, icmp) for c in conversations), key=lambda r: (r.start_ns, r.call_id))
-    return Analysis(str(path), st, reader.capture.warning, reports, messages, by_call)
+    name = paths[0] if len(paths) == 1 else f"{len(paths)} captures ({paths[0]} …)"
+    return Analysis(name, st, "; ".join(warnings), reports, messages, by_call)

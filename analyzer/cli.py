@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
+import tomllib
+from pathlib import Path
 from typing import IO, Any, TextIO
 
 import click
 
 from analyzer import __version__
-from analyzer.errors import SipflowError
+from analyzer.correlate.model import Kind
+from analyzer.errors import SipflowError, UsageError
 from analyzer.reader import MessageReader
 from analyzer.report.columns import MESSAGE_COLUMNS
 from analyzer.report.render import FORMATS, WRITERS, defuse
@@ -92,7 +95,7 @@ def _report_reading(reader: MessageReader, show_skipped: bool) -> None:
 
 
 @main.command()
-@click.argument("capture", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("captures", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @click.option(
     "--format",
     "fmt",
@@ -102,40 +105,117 @@ def _report_reading(reader: MessageReader, show_skipped: bool) -> None:
     help="table: a summary for people; json: the whole analysis; jsonl: one call per line; csv: one row per call.",
 )
 @click.option(
-    "-o",
-    "--output",
-    type=click.File("w", encoding="utf-8", lazy=True),
-    default="-",
-    help="Write here instead of standard output.",
+    "-o", "--output", type=click.File("w", encoding="utf-8", lazy=True), default="-", help="Write here, not stdout."
 )
-def analyze(capture: str, fmt: str, output: TextIO) -> None:
-    """Group CAPTURE's SIP into calls and say, for each, how it ended and what broke it."""
+@click.option("--call-id", multiple=True, help="Only these Call-IDs (repeatable).")
+@click.option("--number", multiple=True, help="Only calls whose From/To/Request-URI user contains this.")
+@click.option("--ip", multiple=True, help="Only calls with a message from or to this address.")
+@click.option("--outcome", multiple=True, help="Only these outcomes (answered, busy, auth_failed …).")
+@click.option("--code", multiple=True, type=int, help="Only calls in which this response code was seen.")
+@click.option("--kind", multiple=True, type=click.Choice([k.value for k in Kind]), help="Only these kinds.")
+@click.option("--since", help="Only calls starting at or after this ISO 8601 time (UTC unless given).")
+@click.option("--until", help="Only calls starting at or before this ISO 8601 time.")
+@click.option(
+    "--report",
+    "report_dir",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    help="Write report.html, calls.csv, messages.csv, calls.json, calls.parquet to DIR "
+    "(--report alone: reports/<capture name>/).",
+)
+@click.option("--fail-on", multiple=True, help="Exit 1 when this holds, e.g. 'asr<0.8' or 'outcome=auth_failed'.")
+@click.option(
+    "--peers",
+    "peers_file",
+    type=click.Path(dir_okay=False, exists=True),
+    help='TOML file naming peers: [peers] "10.0.0.1" = "carrier-a" (ip or ip:port).',
+)
+def analyze(
+    captures: tuple[str, ...],
+    fmt: str,
+    output: TextIO,
+    call_id: tuple[str, ...],
+    number: tuple[str, ...],
+    ip: tuple[str, ...],
+    outcome: tuple[str, ...],
+    code: tuple[int, ...],
+    kind: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    report_dir: str | None,
+    fail_on: tuple[str, ...],
+    peers_file: str | None,
+) -> None:
+    """Group the SIP of CAPTURES (files or directories, read as one) into calls and say, for each,
+    how it ended and which response broke it."""
     from analyzer.analysis import analyze as run
+    from analyzer.analysis import capture_paths
     from analyzer.report import calls as calls_report
+    from analyzer.report.files import default_dir, write_report_dir
+    from analyzer.report.select import Filters, check_expression, parse_time, select
+    from analyzer.report.select import fail_on as holds
     from analyzer.report.terminal import write_summary
 
     try:
-        result = run(capture)
+        for expr in fail_on:
+            check_expression(expr)
+        filters = Filters(
+            call_ids=call_id,
+            numbers=number,
+            ips=ip,
+            outcomes=outcome,
+            codes=code,
+            kinds=kind,
+            since_ns=parse_time(since) if since else None,
+            until_ns=parse_time(until) if until else None,
+        )
+        names = _peer_names(peers_file)
+        paths = capture_paths(list(captures))
+        result = run(paths)
+        reports = select(result, filters)
+        if report_dir is not None:
+            outdir = Path(report_dir) if report_dir else default_dir(paths[0])
+            written = write_report_dir(result, reports, outdir, paths)
+            click.echo(f"sipflow: wrote {', '.join(str(p) for p in written)}", err=True)
     except SipflowError as exc:
         raise cli_error(exc) from None
     if fmt == "json":
-        json.dump(calls_report.analysis_dict(result), output, indent=1, ensure_ascii=False)
+        doc = calls_report.analysis_dict(result)
+        doc["calls"] = [calls_report.call_dict(r) for r in reports]
+        json.dump(doc, output, indent=1, ensure_ascii=False)
         output.write("\n")
     elif fmt == "jsonl":
-        for r in result.calls:
+        for r in reports:
             output.write(json.dumps(calls_report.call_dict(r), ensure_ascii=False) + "\n")
     elif fmt == "csv":
-        frame = calls_report.calls_dataframe(result.calls)
-        for col in ("caller", "callee", "call_id", "explanation", "final_reason"):
+        frame = calls_report.calls_dataframe(reports)
+        for col in ("caller", "callee", "call_id", "explanation", "final_reason", "hint"):
             frame[col] = frame[col].map(defuse)
         frame.to_csv(output, index=False)
     else:
-        write_summary(output, result)
+        write_summary(output, result, reports, peer_names=names)
+    output.flush()
     if result.warning:
-        click.echo(
-            f"sipflow: warning: {capture}: reading stopped after frame {result.stats.frames}: {result.warning}",
-            err=True,
-        )
+        click.echo(f"sipflow: warning: reading stopped early: {result.warning}", err=True)
+    failed = [expr for expr in fail_on if holds(expr, reports)]
+    if failed:
+        click.echo(f"sipflow: --fail-on holds: {'; '.join(failed)}", err=True)
+        sys.exit(1)
+
+
+def _peer_names(path: str | None) -> dict[str, str]:
+    if path is None:
+        return {}
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read peer names: {exc}") from None
+    peers = data.get("peers", {})
+    if not isinstance(peers, dict) or not all(isinstance(v, str) for v in peers.values()):
+        raise UsageError(f'{path}: expected a [peers] table of "address" = "name"')
+    return {str(k): v for k, v in peers.items()}
 
 
 @main.command()

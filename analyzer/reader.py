@@ -22,10 +22,17 @@ class MessageReader:
     before any message is produced.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self, path: str | Path, *, decoder: Decoder | None = None, first_frame: int = 1, finish: bool = True
+    ) -> None:
+        """``decoder``, ``first_frame`` and ``finish=False`` chain several files into one
+        analysis (rotated captures): frame numbers count on, streams stay open."""
         self.path = str(path)
         self.capture = CaptureStats(self.path)
-        self.decoder = Decoder()
+        self.decoder = decoder if decoder is not None else Decoder()
+        self.first_frame = first_frame
+        self.finish = finish
+        self.frames_read = 0
         self._stack = contextlib.ExitStack()
         self._frames: Iterator[RawFrame] | None = None
 
@@ -43,12 +50,15 @@ class MessageReader:
         frames = self.open()._frames
         assert frames is not None
         feed = self.decoder.feed
+        number = self.first_frame - 1
         try:
-            for number, (ts_ns, linktype, data, _orig) in enumerate(frames, 1):
+            for number, (ts_ns, linktype, data, _orig) in enumerate(frames, self.first_frame):
                 out = feed(number, ts_ns, linktype, data)
                 if out:
                     yield from out
-            yield from self.decoder.finish()
+            self.frames_read = number - self.first_frame + 1
+            if self.finish:
+                yield from self.decoder.finish()
         finally:
             self._stack.close()
 

@@ -7,13 +7,15 @@
 #   sudo bash sample_pcaps/generate.sh vlan_call ...   # only these (names as in CAPTURES)
 #
 # Needs root, sipp, tcpdump, dumpcap, tshark, capinfos, gzip, python3 (stdlib only),
-# iproute2, and a kernel with veth, netns and (for the VLAN captures) eBPF tcx (>= 6.6).
+# iproute2, kamailio (for the rule_* captures that go through a proxy), and a kernel with
+# veth, bridges, netns and (for the VLAN captures) eBPF tcx (>= 6.6).
 #
 # Safety: all traffic stays inside the namespaces this script creates (names start
 # with "sf-") and is deleted on exit; the host's interfaces, addresses and MTUs are never
 # touched. Addresses are from 198.18.0.0/15 (RFC 2544 benchmarking range) and
-# fd00:5f::/64 (unique local, RFC 4193). Every SIPp and capture process runs under
-# `timeout`, and the EXIT trap kills whatever is left in the namespaces before deleting them.
+# fd00:5f::/64 (unique local, RFC 4193). Every SIPp, Kamailio and capture process runs
+# under `timeout`, and the EXIT trap kills whatever is left in the namespaces before
+# deleting them.
 #
 # Idempotent: each run rebuilds the namespaces from scratch, writes into a temporary
 # directory, and only then replaces the capture and its expected/<capture>.tsv.
@@ -30,6 +32,7 @@ PYTHON=${PYTHON:-python3}
 
 NS_UAC=sf-uac
 NS_UAS=sf-uas
+NS_PX=sf-px         # the proxy's namespace, in the rule_* captures that go through Kamailio
 UAC_MAC=02:00:5f:00:00:01   # locally administered, fixed so captures differ only in time
 UAS_MAC=02:00:5f:00:00:02
 UAC_V4=198.18.0.1
@@ -40,6 +43,14 @@ SIP_PORT=5060
 
 RUN_TIMEOUT=30      # seconds, one SIPp run
 CAPTURE_TIMEOUT=90  # seconds, one tcpdump/dumpcap run (stopped long before, normally)
+
+# The rule_* captures (one per diagnosis rule, see README): some go through Kamailio in
+# a third namespace, on the same Ethernet segment as the other two (a bridge in sf-px).
+PX_MAC=02:00:5f:00:00:03
+PX_V4=198.18.0.3
+KAMAILIO_CFG=$HERE/kamailio/kamailio.cfg
+RULE_TIMEOUT=45      # seconds, one SIPp run in a rule_* capture (Timers B and H take 32 s)
+KAMAILIO_TIMEOUT=60  # seconds, one Kamailio run (stopped after its capture, normally)
 
 CAPTURES=(
     udp_call
@@ -54,10 +65,31 @@ CAPTURES=(
     nano_call
     multi_if
     udp_call_gz   # also made at the end of udp_call
+    rule_early_media_rejected
+    rule_auth_loop
+    rule_challenge_unanswered
+    rule_auth_forbidden
+    rule_redirect
+    rule_numbering
+    rule_callee_busy
+    rule_no_answer
+    rule_timeout
+    rule_server_error
+    rule_proxy_remap
+    rule_proxy_timeout
+    rule_ack_missing
+    rule_bye_reason
+    rule_reinvite_failed
+    rule_registration
+    rule_cancelled
+    rule_extension_or_media
+    rule_final_response
 )
 
 WORK=""
 CAPTURE_PID=""
+KAMAILIO_PID=""
+RULE_UAS_PID=""
 
 log() { printf '== %s\n' "$*" >&2; }
 die() { printf 'generate.sh: %s\n' "$*" >&2; exit 1; }
@@ -73,7 +105,7 @@ kill_namespace_processes() {
 
 net_down() {
     local ns
-    for ns in "$NS_UAC" "$NS_UAS"; do
+    for ns in "$NS_UAC" "$NS_UAS" "$NS_PX"; do
         if [[ -e /run/netns/$ns ]]; then
             kill_namespace_processes "$ns"
             ip netns del "$ns"
@@ -83,10 +115,13 @@ net_down() {
 
 cleanup() {
     local rc=$?
-    if [[ -n $CAPTURE_PID ]]; then
-        kill "$CAPTURE_PID" 2>/dev/null || true
-        wait "$CAPTURE_PID" 2>/dev/null || true
-    fi
+    local pid
+    for pid in "$CAPTURE_PID" "$KAMAILIO_PID" "$RULE_UAS_PID"; do
+        if [[ -n $pid ]]; then
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
     net_down
     # Reap anything still ours (all children were started in the namespaces just emptied).
     wait 2>/dev/null || true
@@ -102,6 +137,22 @@ cleanup() {
 
 # --- network ---------------------------------------------------------------------------
 
+# ns_add NS FAMILY: a fresh namespace with loopback up and no router solicitation or DAD;
+# FAMILY 4 switches IPv6 off in it.
+ns_add() {
+    local ns=$1 family=$2
+    ip netns add "$ns"
+    ip netns exec "$ns" sysctl -qw \
+        net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0 \
+        net.ipv6.conf.all.router_solicitations=0 net.ipv6.conf.default.router_solicitations=0 \
+        net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+    if [[ $family == 4 ]]; then
+        ip netns exec "$ns" sysctl -qw \
+            net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    fi
+    ip -n "$ns" link set lo up
+}
+
 # net_up FAMILY MTU: two namespaces joined by one veth pair (uac0 <-> uas0).
 # FAMILY is 4 or 6; the other family is switched off (4) or kept quiet (6) so the
 # captures hold the call and the neighbour discovery it needs, little else.
@@ -109,16 +160,7 @@ net_up() {
     local family=$1 mtu=$2 ns
     net_down
     for ns in "$NS_UAC" "$NS_UAS"; do
-        ip netns add "$ns"
-        ip netns exec "$ns" sysctl -qw \
-            net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0 \
-            net.ipv6.conf.all.router_solicitations=0 net.ipv6.conf.default.router_solicitations=0 \
-            net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
-        if [[ $family == 4 ]]; then
-            ip netns exec "$ns" sysctl -qw \
-                net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-        fi
-        ip -n "$ns" link set lo up
+        ns_add "$ns" "$family"
     done
     # Created directly inside the namespaces: no interface ever appears on the host.
     ip link add uac0 netns "$NS_UAC" address "$UAC_MAC" mtu "$mtu" type veth \
@@ -436,6 +478,448 @@ capture_udp_call_gz() {
     gzip -n -9 -c "$HERE/udp_call.pcap" >"$WORK/$f"
     publish "$f"
     cmp -s "$EXPECTED/$f.tsv" "$EXPECTED/udp_call.pcap.tsv" || die "$f: differs from udp_call.pcap"
+}
+
+# --- rule_* captures: one per diagnosis rule ------------------------------------------
+#
+# Each shows the failure one rule of analyzer/diagnose/rules.py names, made by SIPp and,
+# where a server or proxy belongs in the story, Kamailio (kamailio/kamailio.cfg). The
+# verdict each call must get is in verdicts.json (tests/test_sample_verdicts.py).
+# Call-IDs are "<n>-<run name>@198.18.0.1", the same on every run.
+
+# net_up_proxy: three IPv4 namespaces on one Ethernet segment. sf-px holds a bridge, br0,
+# with the proxy's address (198.18.0.3) and two ports, px-uac and px-uas, the peers of uac0
+# (sf-uac, 198.18.0.1) and uas0 (sf-uas, 198.18.0.2). The caller and the trunk only talk
+# to the proxy, so every packet of both legs goes in or out of br0: one capture there
+# shows the whole call, as a capture taken on a proxy does.
+net_up_proxy() {
+    local ns
+    net_down
+    for ns in "$NS_UAC" "$NS_UAS" "$NS_PX"; do
+        ns_add "$ns" 4
+    done
+    # STP is off by default, so the ports forward at once.
+    # No multicast snooping: otherwise br0 joins 224.0.0.106 (IGMP, at a random moment).
+    ip -n "$NS_PX" link add br0 address "$PX_MAC" type bridge mcast_snooping 0
+    ip link add uac0 netns "$NS_UAC" address "$UAC_MAC" mtu 1500 type veth \
+        peer name px-uac netns "$NS_PX" address 02:00:5f:00:01:01 mtu 1500
+    ip link add uas0 netns "$NS_UAS" address "$UAS_MAC" mtu 1500 type veth \
+        peer name px-uas netns "$NS_PX" address 02:00:5f:00:01:02 mtu 1500
+    ip -n "$NS_PX" link set px-uac master br0
+    ip -n "$NS_PX" link set px-uas master br0
+    ip -n "$NS_UAC" addr add "$UAC_V4/24" dev uac0
+    ip -n "$NS_UAS" addr add "$UAS_V4/24" dev uas0
+    ip -n "$NS_PX" addr add "$PX_V4/24" dev br0
+    ip -n "$NS_UAC" link set uac0 up
+    ip -n "$NS_UAS" link set uas0 up
+    ip -n "$NS_PX" link set px-uac up
+    ip -n "$NS_PX" link set px-uas up
+    ip -n "$NS_PX" link set br0 up
+}
+
+# kamailio_up [KAMAILIO_ARG...]: start Kamailio in sf-px (foreground mode, logging to
+# $WORK/kamailio.log) and wait until it listens on 198.18.0.3:5060.
+kamailio_up() {
+    command -v kamailio >/dev/null || die "missing tool: kamailio (Debian package kamailio)"
+    mkdir -p "$WORK/kamailio"
+    ip netns exec "$NS_PX" timeout "$KAMAILIO_TIMEOUT" kamailio -f "$KAMAILIO_CFG" -DD -E \
+        -m 32 -M 4 -Y "$WORK/kamailio" "$@" >"$WORK/kamailio.log" 2>&1 &
+    KAMAILIO_PID=$!
+    for _ in $(seq 100); do
+        if ip netns exec "$NS_PX" ss -Hlun "sport = :$SIP_PORT" | grep -q "$PX_V4"; then
+            sleep 0.5  # the socket is bound before the worker processes start
+            return 0
+        fi
+        kill -0 "$KAMAILIO_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$WORK/kamailio.log" >&2
+    die "kamailio did not start"
+}
+
+kamailio_down() {
+    kill -0 "$KAMAILIO_PID" 2>/dev/null || die "kamailio exited early, see $WORK/kamailio.log"
+    kill -TERM "$KAMAILIO_PID"
+    wait "$KAMAILIO_PID" || true
+    KAMAILIO_PID=""
+    # (ALERT is also how the main process reports its children's normal exit at shutdown.)
+    if grep -E ' (ERROR|CRITICAL|BUG):' "$WORK/kamailio.log" >&2; then
+        die "kamailio logged errors, see $WORK/kamailio.log"
+    fi
+}
+
+# rule_sipp NS LOG SCENARIO CALLS SIPP_ARG...: one SIPp run in NS, on port 5060, to the end.
+rule_sipp() {
+    local ns=$1 log=$2 scenario=$3 calls=$4
+    shift 4
+    (cd "$WORK" && exec ip netns exec "$ns" timeout "$RULE_TIMEOUT" \
+        sipp -sf "$SCENARIOS/$scenario" -nostdin -t u1 -p "$SIP_PORT" -m "$calls" \
+        -timeout "${RULE_TIMEOUT}s" -timeout_error -trace_err "$@" >"$WORK/$log.log" 2>&1)
+}
+
+# rule_uas NAME SCENARIO CALLS [SIPP_ARG...]: start the callee (sf-uas, 198.18.0.2) in the
+# background; rule_uas_done NAME waits for it. SIPp exits 0 only if every call went
+# exactly as its scenario says.
+rule_uas() {
+    local name=$1 scenario=$2 calls=$3
+    shift 3
+    rule_sipp "$NS_UAS" "$name.uas" "$scenario" "$calls" -i "$UAS_V4" "$@" &
+    RULE_UAS_PID=$!
+    sleep 0.5  # the UAS must listen before the first INVITE
+}
+
+rule_uas_done() {
+    local name=$1 rc=0
+    wait "$RULE_UAS_PID" || rc=$?
+    RULE_UAS_PID=""
+    ((rc == 0)) || die "$name: UAS SIPp failed (exit $rc)"
+}
+
+# rule_uac NAME SCENARIO CALLS TARGET [SIPP_ARG...]: the caller (sf-uac, 198.18.0.1), to
+# the end. Call-IDs are "<n>-NAME@198.18.0.1".
+rule_uac() {
+    local name=$1 scenario=$2 calls=$3 target=$4 rc=0
+    shift 4
+    rule_sipp "$NS_UAC" "$name.uac" "$scenario" "$calls" -i "$UAC_V4" \
+        -cid_str "%u-$name@%s" "$@" "$target" || rc=$?
+    ((rc == 0)) || die "$name: UAC SIPp failed (exit $rc)"
+}
+
+# dial_list NAME USER...: $WORK/NAME.csv, the users uac_reject.xml or uac_auth.xml dial,
+# one per call, in order.
+dial_list() {
+    local name=$1
+    shift
+    { echo SEQUENTIAL; printf '%s;\n' "$@"; } >"$WORK/$name.csv"
+}
+
+# rejected_calls NAME USER...: one call per USER from uac_reject.xml to uas_reject.xml,
+# which picks its failure by the dialled user. A call every 3 s: none overlap.
+rejected_calls() {
+    local name=$1
+    shift
+    dial_list "$name" "$@"
+    rule_uas "$name" uas_reject.xml $#
+    rule_uac "$name" uac_reject.xml $# "$UAS_V4:$SIP_PORT" -inf "$WORK/$name.csv" -r 1 -rp 3000
+    rule_uas_done "$name"
+}
+
+capture_rule_early_media_rejected() {
+    local f=rule_early_media_rejected.pcap
+    net_up 4 1500
+    tcpdump_on "$NS_UAC" "$f" -i uac0
+    rejected_calls rule_early_media_rejected earlymedia earlymedia
+    stop_capture
+    publish "$f"
+    # INVITE 100 183 488 ACK per call.
+    expect_messages "$f" 10
+    expect_frames "$f" 'sip.Status-Code == 183 && sdp.media.format contains "G.729"' 2 2
+    expect_frames "$f" 'sip.Status-Code == 488' 2 2
+}
+
+# auth_calls NAME PASSWORD USER...: uac_auth.xml through Kamailio (WITH_AUTH), one call per
+# USER, a call every second.
+auth_calls() {
+    local name=$1 password=$2
+    shift 2
+    dial_list "$name" "$@"
+    rule_uac "$name" uac_auth.xml $# "$PX_V4:$SIP_PORT" -inf "$WORK/$name.csv" \
+        -au alice -ap "$password" -r 1 -rp 1000
+}
+
+capture_rule_auth_loop() {
+    local f=rule_auth_loop.pcap
+    net_up_proxy
+    kamailio_up -A WITH_AUTH
+    tcpdump_on "$NS_PX" "$f" -i br0
+    # A wrong password: each INVITE with credentials is challenged again.
+    auth_calls rule_auth_loop wrong-password 5550100 5550101
+    stop_capture
+    kamailio_down
+    publish "$f"
+    # (INVITE 407 ACK) x 3 per call.
+    expect_messages "$f" 18
+    expect_frames "$f" 'sip.Status-Code == 407' 6 6
+    expect_frames "$f" 'sip.Method == "INVITE" && sip.Proxy-Authorization' 4 4
+}
+
+capture_rule_challenge_unanswered() {
+    local f=rule_challenge_unanswered.pcap
+    net_up_proxy
+    kamailio_up -A WITH_AUTH
+    tcpdump_on "$NS_PX" "$f" -i br0
+    # uac_reject.xml has no credentials: it acknowledges the 407 and stops.
+    dial_list rule_challenge_unanswered 5550100 5550101
+    rule_uac rule_challenge_unanswered uac_reject.xml 2 "$PX_V4:$SIP_PORT" \
+        -inf "$WORK/rule_challenge_unanswered.csv" -r 1 -rp 1000
+    stop_capture
+    kamailio_down
+    publish "$f"
+    # INVITE 407 ACK per call.
+    expect_messages "$f" 6
+    expect_frames "$f" 'sip.Status-Code == 407' 2 2
+    expect_frames "$f" 'sip.Proxy-Authorization' 0 0
+}
+
+capture_rule_auth_forbidden() {
+    local f=rule_auth_forbidden.pcap
+    net_up_proxy
+    kamailio_up -A WITH_AUTH
+    tcpdump_on "$NS_PX" "$f" -i br0
+    # The right password, but international numbers are barred: 403 after credentials.
+    auth_calls rule_auth_forbidden sipflow-secret 00441632960001 00441632960002
+    stop_capture
+    kamailio_down
+    publish "$f"
+    # INVITE 407 ACK, INVITE (credentials) 403 ACK per call.
+    expect_messages "$f" 12
+    expect_frames "$f" 'sip.Status-Code == 403 && sip.CSeq.seq == 2' 2 2
+}
+
+capture_rule_redirect() {
+    local f=rule_redirect.pcap
+    net_up 4 1500
+    tcpdump_on "$NS_UAC" "$f" -i uac0
+    rejected_calls rule_redirect moved moved
+    stop_capture
+    publish "$f"
+    # INVITE 100 302 ACK per call; the caller does not follow the Contact.
+    expect_messages "$f" 8
+    expect_frames "$f" 'sip.Status-Code == 302 && sip.Contact' 2 2
+    expect_frames "$f" 'sip.Method == "INVITE"' 2 2
+}
+
+capture_rule_numbering() {
+    local f=rule_numbering.pcap
+    net_up 4 1500
+    tcpdump_on "$NS_UAC" "$f" -i uac0
+    rejected_calls rule_numbering unknown incomplete
+    stop_capture
+    publish "$f"
+    expect_messages "$f" 8
+    expect_frames "$f" 'sip.Status-Code == 404' 1 1
+    expect_frames "$f" 'sip.Status-Code == 484' 1 1
+}
+
+capture_rule_callee_busy() {
+    local f=rule_callee_busy.pcap
+    net_up 4 1500
+    tcpdump_on "$NS_UAC" "$f" -i uac0
+    rejected_calls rule_callee_busy busy decline
+    stop_capture
+    publish "$f"
+    # INVITE 100 486 ACK; INVITE 100 180 603 ACK.
+    expect_messages "$f" 9
+    expect_frames "$f" 'sip.Status-Code == 486' 1 1
+    expect_frames "$f" 'sip.Status-Code == 603' 1 1
+}
+
+capture_rule_no_answer() {
+    local f=rule_no_answer.pcap
+    net_up 4 1500
+    tcpdump_on "$NS_UAC" "$f" -i uac0
+    rejected_calls rule_no_answer away noanswer
+    stop_capture
+    publish "$f"
+    # INVITE 100 180 (2 s) 480 or 408, ACK.
+    expect_messages "$f" 10
+    expect_frames "$f" 'sip.Status-Code == 480' 1 1
+    expect_frames "$f" 'sip.Status-Code == 408' 1 1
+}
+
+# Nothing listens on the callee's port: each INVITE draws an ICMP port unreachable, and
+# the caller retransmits it until Timer B (32 s). A pcap ends at its last frame, so the
+# capture must go on after Timer B to show that it fired: the caller then redials, the
+# callee's SIP service is back up, and that call is answered.
+capture_rule_timeout() {
+    local f=rule_timeout.pcap
+    net_up 4 1500
+    tcpdump_on "$NS_UAC" "$f" -i uac0
+    # Two calls 0.5 s apart, 7 INVITEs each (6 Timer A retransmissions).
+    rule_uac rule_timeout uac_timeout.xml 2 "$UAS_V4:$SIP_PORT" -max_invite_retrans 6 -r 2
+    sleep 1
+    rule_uas rule_timeout-redial uas.xml 1
+    rule_uac rule_timeout-redial uac.xml 1 "$UAS_V4:$SIP_PORT" -d 200
+    rule_uas_done rule_timeout-redial
+    stop_capture
+    publish "$f"
+    expect_messages "$f" $((2 * 7 + MSGS_PER_CALL))
+    expect_frames "$f" 'sip.Method == "INVITE" && !icmp && sip.Call-ID contains "rule_timeout@"' 14 14
+    expect_frames "$f" 'icmp.type == 3 && icmp.code == 3' 1 14
+}
+
+capture_rule_server_error() {
+    local f=rule_server_error.pcap
+    net_up 4 1500
+    tcpdump_on "$NS_UAC" "$f" -i uac0
+    rejected_calls rule_server_error overload overload
+    stop_capture
+    publish "$f"
+    expect_messages "$f" 8
+    expect_frames "$f" 'sip.Status-Code == 503 && sip.Retry-After == 120' 2 2
+}
+
+# The trunk answers 503; Kamailio (tm) relays the best answer to the caller, and a 503 is
+# not relayed as such (RFC 3261 section 16.7 step 6): the caller sees another code, and
+# only the leg behind the proxy shows where it came from.
+capture_rule_proxy_remap() {
+    local f=rule_proxy_remap.pcap
+    net_up_proxy
+    kamailio_up
+    tcpdump_on "$NS_PX" "$f" -i br0
+    dial_list rule_proxy_remap overload overload
+    rule_uas rule_proxy_remap uas_reject.xml 2
+    rule_uac rule_proxy_remap uac_reject.xml 2 "$PX_V4:$SIP_PORT" \
+        -inf "$WORK/rule_proxy_remap.csv" -r 1 -rp 1000
+    rule_uas_done rule_proxy_remap
+    stop_capture
+    kamailio_down
+    publish "$f"
+    # Per call: caller leg INVITE 100 500 ACK, trunk leg INVITE 100 503 ACK.
+    expect_messages "$f" 16
+    expect_frames "$f" 'sip.Status-Code == 503 && ip.src == 198.18.0.2' 2 2
+    expect_frames "$f" 'sip.Status-Code == 500 && ip.src == 198.18.0.3 && ip.dst == 198.18.0.1' 2 2
+}
+
+# The trunk rings and never answers. Kamailio's fr_inv_timer (5 s) fires: it CANCELs the
+# trunk leg (200, 487, ACK) and answers the caller 408 itself.
+capture_rule_proxy_timeout() {
+    local f=rule_proxy_timeout.pcap
+    net_up_proxy
+    kamailio_up
+    tcpdump_on "$NS_PX" "$f" -i br0
+    dial_list rule_proxy_timeout ringout ringout
+    rule_uas rule_proxy_timeout uas_cancel.xml 2
+    rule_uac rule_proxy_timeout uac_reject.xml 2 "$PX_V4:$SIP_PORT" \
+        -inf "$WORK/rule_proxy_timeout.csv" -r 1 -rp 1000
+    rule_uas_done rule_proxy_timeout
+    stop_capture
+    kamailio_down
+    publish "$f"
+    # Per call: caller leg INVITE 100 180 408 ACK; trunk leg INVITE 100 180 CANCEL
+    # 200/CANCEL 487 ACK.
+    expect_messages "$f" 24
+    expect_frames "$f" 'sip.Status-Code == 408 && ip.src == 198.18.0.3 && ip.dst == 198.18.0.1' 2 2
+    expect_frames "$f" 'sip.Method == "CANCEL" && ip.src == 198.18.0.3' 2 2
+    expect_frames "$f" 'sip.Status-Code == 487 && ip.src == 198.18.0.2' 2 2
+}
+
+capture_rule_ack_missing() {
+    local f=rule_ack_missing.pcap
+    net_up 4 1500
+    tcpdump_on "$NS_UAC" "$f" -i uac0
+    # Two calls 0.5 s apart; each takes the 32 s of Timer H.
+    rule_uas rule_ack_missing uas_no_ack.xml 2
+    rule_uac rule_ack_missing uac_no_ack.xml 2 "$UAS_V4:$SIP_PORT" -r 2
+    rule_uas_done rule_ack_missing
+    stop_capture
+    publish "$f"
+    # Per call: INVITE 100 180, the 200 and its 10 retransmissions, BYE, 200/BYE.
+    expect_messages "$f" 32
+    expect_frames "$f" 'sip.Method == "ACK"' 0 0
+    expect_frames "$f" 'sip.Status-Code == 200 && sip.CSeq.method == "INVITE"' 22 22
+    expect_frames "$f" 'sip.Method == "BYE" && ip.src == 198.18.0.2' 2 2
+}
+
+# bye_call NAME REASON: one answered call that the callee ends with "BYE ... Reason: REASON".
+bye_call() {
+    local name=$1 reason=$2
+    rule_uas "$name" uas_bye_reason.xml 1 -key reason "$reason"
+    rule_uac "$name" uac_callee_hangs_up.xml 1 "$UAS_V4:$SIP_PORT"
+    rule_uas_done "$name"
+}
+
+capture_rule_bye_reason() {
+    local f=rule_bye_reason.pcap
+    net_up 4 1500
+    tcpdump_on "$NS_UAC" "$f" -i uac0
+    # A PSTN failure (Q.850 41), an expired session timer (SIP 408), and the control: a
+    # normal hang-up that says so (Q.850 16, "Normal call clearing").
+    bye_call rule_bye_reason-q850_41 'Q.850;cause=41;text="Temporary failure"'
+    bye_call rule_bye_reason-sip_408 'SIP;cause=408;text="Session timer expired"'
+    bye_call rule_bye_reason-q850_16 'Q.850;cause=16;text="Normal call clearing"'
+    stop_capture
+    publish "$f"
+    expect_messages "$f" $((3 * MSGS_PER_CALL))
+    expect_frames "$f" 'sip.Method == "BYE" && sip.Reason' 3 3
+}
+
+capture_rule_reinvite_failed() {
+    local f=rule_reinvite_failed.pcap
+    net_up 4 1500
+    tcpdump_on "$NS_UAC" "$f" -i uac0
+    rule_uas rule_reinvite_failed uas_reinvite_t38.xml 2
+    rule_uac rule_reinvite_failed uac_reinvite_t38.xml 2 "$UAS_V4:$SIP_PORT" -r 1 -rp 2000
+    rule_uas_done rule_reinvite_failed
+    stop_capture
+    publish "$f"
+    # Per call: INVITE 100 180 200 ACK, re-INVITE 100 488 ACK, BYE 200.
+    expect_messages "$f" 22
+    expect_frames "$f" 'sip.Method == "INVITE" && sdp.media.media == "image"' 2 2
+    expect_frames "$f" 'sip.Status-Code == 488 && sip.CSeq.seq == 2' 2 2
+}
+
+# Four registrations of alice at Kamailio (WITH_AUTH), each its own Call-ID, one after the
+# other: register; ask for 30 s, get 423, retry with the Min-Expires; ask for 30 s, get 423,
+# give up; unregister (Expires 0).
+capture_rule_registration() {
+    local f=rule_registration.pcap
+    net_up_proxy
+    kamailio_up -A WITH_AUTH
+    tcpdump_on "$NS_PX" "$f" -i br0
+    local auth=(-au alice -ap sipflow-secret)
+    rule_uac rule_registration-register reg_auth.xml 1 "$PX_V4:$SIP_PORT" "${auth[@]}" -key expires 3600
+    rule_uac rule_registration-brief reg_brief.xml 1 "$PX_V4:$SIP_PORT" "${auth[@]}"
+    rule_uac rule_registration-brief_gave_up reg_auth.xml 1 "$PX_V4:$SIP_PORT" "${auth[@]}" -key expires 30
+    rule_uac rule_registration-unregister reg_auth.xml 1 "$PX_V4:$SIP_PORT" "${auth[@]}" -key expires 0
+    stop_capture
+    kamailio_down
+    publish "$f"
+    # REGISTER 401 REGISTER 200 | REGISTER 401 REGISTER 423 REGISTER 200 |
+    # REGISTER 401 REGISTER 423 | REGISTER 401 REGISTER 200.
+    expect_messages "$f" 18
+    expect_frames "$f" 'sip.Status-Code == 401' 4 4
+    expect_frames "$f" 'sip.Status-Code == 423 && sip.Min-Expires == 60' 2 2
+    expect_frames "$f" 'sip.Status-Code == 200' 3 3
+}
+
+capture_rule_cancelled() {
+    local f=rule_cancelled.pcap
+    net_up 4 1500
+    tcpdump_on "$NS_UAC" "$f" -i uac0
+    rule_uas rule_cancelled uas_cancel.xml 2
+    rule_uac rule_cancelled uac_cancel.xml 2 "$UAS_V4:$SIP_PORT" -r 1 -rp 2000
+    rule_uas_done rule_cancelled
+    stop_capture
+    publish "$f"
+    # Per call: INVITE 100 180 CANCEL 200/CANCEL 487 ACK.
+    expect_messages "$f" 14
+    expect_frames "$f" 'sip.Status-Code == 487' 2 2
+}
+
+capture_rule_extension_or_media() {
+    local f=rule_extension_or_media.pcap
+    net_up 4 1500
+    tcpdump_on "$NS_UAC" "$f" -i uac0
+    # 488 straight away, no early media: the callee shares no codec with the offer.
+    rejected_calls rule_extension_or_media nocodec nocodec
+    stop_capture
+    publish "$f"
+    expect_messages "$f" 8
+    expect_frames "$f" 'sip.Status-Code == 488 && sip.Warning' 2 2
+    expect_frames "$f" 'sip.Status-Code == 183' 0 0
+}
+
+capture_rule_final_response() {
+    local f=rule_final_response.pcap
+    net_up 4 1500
+    tcpdump_on "$NS_UAC" "$f" -i uac0
+    # A code no specific rule covers: 410 Gone.
+    rejected_calls rule_final_response gone gone
+    stop_capture
+    publish "$f"
+    expect_messages "$f" 8
+    expect_frames "$f" 'sip.Status-Code == 410' 2 2
 }
 
 # --- main ------------------------------------------------------------------------------

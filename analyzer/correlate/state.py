@@ -17,6 +17,8 @@ from analyzer.correlate.model import Outcome
 # RFC 3261 §17.1.1.2: Timer B = 64*T1 = 32 s. A request younger than this at the end of
 # the capture may still be answered: the conversation is in progress, not timed out.
 TIMER_B_NS = 32_000_000_000
+# RFC 3261 §16.6 step 11: Timer C (> 3 min) bounds a proxied INVITE that got a provisional.
+TIMER_C_NS = 180_000_000_000
 
 
 class CallState(StrEnum):
@@ -134,11 +136,15 @@ def run_call(events: list[Event]) -> CallState:
     return state
 
 
-def call_outcome(state: CallState, last_request_ns: int, capture_end_ns: int) -> Outcome:
-    """Outcome of a call's final state; a call still waiting when the capture ended
-    inside Timer B is in progress, not timed out."""
-    if state in _WAITING and capture_end_ns - last_request_ns < TIMER_B_NS and state != S.CHALLENGED:
-        return Outcome.IN_PROGRESS
+def call_outcome(state: CallState, sent_ns: int, last_ns: int, capture_end_ns: int) -> Outcome:
+    """Outcome of a call's final state. A call still waiting when the capture ended is in
+    progress while its timer runs: Timer B from the INVITE's first sending (RFC 3261
+    §17.1.1.2), or Timer C from the last thing heard once it rang or was cancelled."""
+    if state in _WAITING and state is not S.CHALLENGED:
+        ringing = state in (S.RINGING, S.CANCELLING)
+        waited = capture_end_ns - (last_ns if ringing else sent_ns)
+        if waited < (TIMER_C_NS if ringing else TIMER_B_NS):
+            return Outcome.IN_PROGRESS
     return CALL_OUTCOMES[state]
 
 

@@ -85,8 +85,7 @@ def _call(conv: Conversation, capture_end_ns: int, unreachable: tuple[Unreachabl
     view = call_view(conv)
     state = run_call(call_events(view))
     tx = view.deciding
-    last_ns = tx.last_ns if tx is not None else conv.end_ns
-    outcome = call_outcome(state, last_ns, capture_end_ns) if tx is not None else _midcall(conv)
+    outcome = call_outcome(state, tx.first_ns, tx.last_ns, capture_end_ns) if tx is not None else _midcall(conv)
     msg = _breaking_message(conv, view, outcome, tx)
     breaking = _breaking(RuleInput(conv, view, outcome, msg, tx, unreachable))
     findings = [f for rule in FINDING_RULES for f in rule(conv, view)]
@@ -119,7 +118,7 @@ def _breaking(inp: RuleInput) -> Breaking | None:
     if msg is None:
         return None
     finding = next(f for f in (rule(inp) for rule in BREAKING_RULES) if f is not None)
-    explanation = finding.explanation + _q850_note(msg)
+    explanation = finding.explanation + ("" if finding.rule == "bye_with_error" else _q850_note(msg))
     hop, hop_note = _hop(view, msg)
     o = msg.origin
     return Breaking(
@@ -149,7 +148,10 @@ def _q850_note(msg: SipMessage) -> str:
 
 def _hop(view: CallView | None, msg: SipMessage) -> tuple[str, str]:
     """Which leg the failure came from, for captures taken on a proxy (RFC 3261 §16.7)."""
-    if view is None or not msg.status or not view.downstream:
+    if not msg.status:
+        o = msg.origin
+        return f"{hostport(o.src_ip, o.src_port)} -> {hostport(o.dst_ip, o.dst_port)}", ""
+    if view is None or not view.downstream:
         return "caller leg", ""
     before = [
         t

@@ -1,44 +1,160 @@
-"""The terminal summary of an analysis (people read this first)."""
+"""The terminal summary of an analysis: what fails, how often, from where, and why."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Mapping
 from typing import TextIO
 
 from rich.console import Console
 from rich.table import Table
 
 from analyzer.analysis import Analysis
+from analyzer.correlate.model import Kind
+from analyzer.diagnose.verdict import CallReport
 from analyzer.report.columns import iso_time
+from analyzer.report.kpi import Kpis, by_peer, kpis
+
+MAX_FAILED_ROWS = 50
 
 
-def write_summary(out: TextIO, a: Analysis, width: int | None = None) -> None:
-    console = Console(file=out, width=width or 140, highlight=False, soft_wrap=False)
+def peer_namer(names: Mapping[str, str]) -> Callable[[CallReport], str]:
+    """A report's peer: the next hop of its first request, named by ``names`` (ip:port or ip)."""
+
+    def peer(r: CallReport) -> str:
+        addr = r.callee_addr
+        host = addr.rsplit(":", 1)[0].strip("[]") if addr else ""
+        return names.get(addr) or names.get(host) or addr or "?"
+
+    return peer
+
+
+def _fmt(v: float | None, unit: str = "") -> str:
+    return "-" if v is None else f"{v:g}{unit}"
+
+
+def _kpi_table(k: Kpis) -> Table:
+    t = Table(title="KPIs (RFC 6076, ITU-T E.411)", show_edge=False, title_justify="left")
+    for col in (
+        "attempts",
+        "ASR",
+        "NER",
+        "SER",
+        "SEER",
+        "ISA",
+        "SCR",
+        "ACD",
+        "PDD med",
+        "PDD p95",
+        "SDD med",
+        "regs",
+        "RRD med",
+        "IRA",
+    ):
+        t.add_column(col, justify="right")
+    t.add_row(
+        str(k.attempts), _fmt(k.asr, "%"), _fmt(k.ner, "%"), _fmt(k.ser, "%"), _fmt(k.seer, "%"), _fmt(k.isa, "%"),
+        _fmt(k.scr, "%"), _fmt(k.acd_s, " s"), _fmt(k.pdd_median_ms, " ms"), _fmt(k.pdd_p95_ms, " ms"),
+        _fmt(k.sdd_median_ms, " ms"), str(k.registrations), _fmt(k.rrd_median_ms, " ms"), _fmt(k.ira, "%"),
+    )  # fmt: skip
+    return t
+
+
+def _outcomes(reports: list[CallReport]) -> Table:
+    t = Table(title="Outcomes", show_edge=False, title_justify="left")
+    for col in ("kind", "outcome", "count", "share"):
+        t.add_column(col, justify="right" if col in ("count", "share") else "left")
+    counts = Counter((str(r.kind), str(r.outcome)) for r in reports)
+    per_kind = Counter(str(r.kind) for r in reports)
+    for (kind, outcome), n in sorted(counts.items()):
+        t.add_row(kind, outcome, str(n), f"{100 * n / per_kind[kind]:.1f}%")
+    return t
+
+
+def _causes(reports: list[CallReport]) -> Table | None:
+    failed = [r for r in reports if r.breaking is not None]
+    if not failed:
+        return None
+    t = Table(title="Top failure causes", show_edge=False, title_justify="left")
+    for col in ("rule", "code", "count", "share", "example Call-ID"):
+        t.add_column(col, justify="right" if col in ("count", "share", "code") else "left", overflow="fold")
+    groups: dict[tuple[str, str], list[CallReport]] = {}
+    for r in failed:
+        assert r.breaking is not None
+        code = str(r.breaking.code) if r.breaking.code else r.breaking.method
+        groups.setdefault((r.breaking.rule, code), []).append(r)
+    for (rule, code), rs in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        t.add_row(rule, code, str(len(rs)), f"{100 * len(rs) / len(failed):.1f}%", rs[0].call_id)
+    return t
+
+
+def _peers(reports: list[CallReport], namer: Callable[[CallReport], str]) -> Table | None:
+    calls = [r for r in reports if r.kind is Kind.CALL]
+    if not calls:
+        return None
+    t = Table(title="Per peer (next hop of the caller)", show_edge=False, title_justify="left")
+    for col in ("peer", "attempts", "answered", "ASR", "failed", "PDD med", "PDD p95"):
+        t.add_column(col, justify="left" if col == "peer" else "right")
+    for name, k in by_peer(calls, namer).items():
+        t.add_row(name, str(k.attempts), str(k.answered), _fmt(k.asr, "%"), str(k.failed),
+                  _fmt(k.pdd_median_ms, " ms"), _fmt(k.pdd_p95_ms, " ms"))  # fmt: skip
+    return t
+
+
+def _failed(reports: list[CallReport]) -> Table | None:
+    failed = [r for r in reports if r.breaking is not None]
+    if not failed:
+        return None
+    shown = failed[:MAX_FAILED_ROWS]
+    more = (
+        f" (first {len(shown)} of {len(failed)}; --format csv or --report for all)" if len(failed) > len(shown) else ""
+    )
+    t = Table(title=f"Failed ({len(failed)}){more}", show_edge=False, title_justify="left", show_lines=True)
+    for col in ("outcome", "call", "breaking response", "why"):
+        t.add_column(col, overflow="fold", ratio=3 if col == "why" else 1)
+    for r in shown:
+        b = r.breaking
+        assert b is not None
+        resp = f"{b.code} {b.reason}" if b.code else f"{b.method} (no answer)"
+        where = f"frame {b.frame}  {b.src} → {b.dst}" + (f"\nhop {b.hop}" if b.hop != "caller leg" else "")
+        t.add_row(
+            f"{r.kind}\n{r.outcome}",
+            f"{r.call_id}\n{r.caller} → {r.callee}",
+            f"{resp}\n{where}",
+            f"[{b.rule}] {b.explanation}\nhint: {b.hint}",
+        )
+    return t
+
+
+def write_summary(
+    out: TextIO,
+    a: Analysis,
+    reports: list[CallReport] | None = None,
+    *,
+    width: int | None = None,
+    peer_names: Mapping[str, str] | None = None,
+) -> None:
+    """Everything an engineer reads first; ``reports`` is the filtered selection (default: all)."""
+    rs = a.calls if reports is None else reports
+    console = Console(file=out, width=width or 140, highlight=False, soft_wrap=False, emoji=False)
     st = a.stats
     span = ""
     if st.first_ts_ns is not None and st.last_ts_ns is not None:
         span = f"{iso_time(st.first_ts_ns)} .. {iso_time(st.last_ts_ns)}"
+    selected = f" ({len(rs)} selected)" if reports is not None and len(rs) != len(a.calls) else ""
+    console.print(f"[bold]{a.path}[/bold]")
+    console.print(f"  {span}")
     console.print(
-        f"[bold]{a.path}[/bold]: {st.frames} packets, {st.sip_messages} SIP messages, "
-        f"{len(a.calls)} conversations  {span}"
+        f"  {st.frames} packets, {st.sip_messages} SIP messages, {len(a.calls)} conversations{selected}, "
+        f"{len(st.malformed)} malformed"
     )
-    outcomes = Counter((str(r.kind), str(r.outcome)) for r in a.calls)
-    table = Table(title="Outcomes", show_edge=False)
-    for col in ("kind", "outcome", "count"):
-        table.add_column(col, justify="right" if col == "count" else "left")
-    for (kind, outcome), n in sorted(outcomes.items()):
-        table.add_row(kind, outcome, str(n))
-    console.print(table)
-    failed = [r for r in a.calls if r.breaking is not None]
-    if not failed:
-        console.print("No failed conversations.")
+    if not rs:
+        console.print("No conversations.")
         return
-    ft = Table(title=f"Failed ({len(failed)})", show_edge=False)
-    for col in ("kind", "outcome", "call_id", "frame", "response", "rule", "why"):
-        ft.add_column(col, overflow="fold")
-    for r in failed:
-        b = r.breaking
-        assert b is not None
-        resp = f"{b.code} {b.reason}" if b.code else f"{b.method} (no answer)"
-        ft.add_row(str(r.kind), str(r.outcome), r.call_id, str(b.frame), resp, b.rule, b.explanation)
-    console.print(ft)
+    console.print(_kpi_table(kpis(rs)))
+    for table in (_outcomes(rs), _causes(rs), _peers(rs, peer_namer(peer_names or {})), _failed(rs)):
+        if table is not None:
+            console.print()
+            console.print(table)
+    if not any(r.breaking for r in rs):
+        console.print("\nNo failed conversations.")

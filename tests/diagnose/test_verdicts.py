@@ -90,6 +90,13 @@ def test_python_api_gives_objects_and_dataframes(shared_pcaps: Path) -> None:
     a = analyzer.analyze(shared_pcaps / "wireshark-samplecaptures/aaa.pcap")
     assert len(a.calls) == 6 and len(a.messages) == 81
     frame = a.calls_frame
-    assert list(frame["outcome"]) == ["auth_failed", "cancelled", "auth_failed", "registered", "auth_failed", "no_answer"]
+    assert list(frame["outcome"]) == [
+        "auth_failed",
+        "cancelled",
+        "auth_failed",
+        "registered",
+        "auth_failed",
+        "no_answer",
+    ]
     assert list(frame["breaking_code"].fillna(0).astype(int)) == [401, 0, 403, 0, 403, 480]
     assert a.messages_frame.shape == (81, 10)

@@ -1,0 +1,77 @@
+"""``--report DIR``: the report files, each written whole or not at all (temp file, then rename)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+
+from analyzer.analysis import Analysis
+from analyzer.diagnose.verdict import CallReport
+from analyzer.errors import UsageError
+from analyzer.report.calls import call_dict, calls_dataframe, capture_dict, summary_dict
+from analyzer.report.render import defuse
+from analyzer.report.tables import messages_dataframe
+
+TEXT_COLUMNS = ("call_id", "caller", "callee", "final_reason", "explanation", "hint", "reason", "src", "dst")
+
+
+def default_dir(capture: str) -> Path:
+    """``reports/<capture name without extensions>/``."""
+    name = Path(capture).name
+    for suffix in (".gz", ".pcapng", ".pcap", ".cap", ".libpcap"):
+        name = name.removesuffix(suffix)
+    return Path("reports") / (name or "stdin")
+
+
+def atomic_write(path: Path, write: Callable[[IO[Any]], object], *, binary: bool = False) -> None:
+    """Write through a temporary file in the same directory, then rename over ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        f: IO[Any] = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
+        with f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _defused(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for col in TEXT_COLUMNS:
+        if col in out.columns:
+            out[col] = out[col].map(defuse)
+    return out
+
+
+def write_report_dir(a: Analysis, reports: list[CallReport], outdir: Path, inputs: list[str]) -> list[Path]:
+    """report.html, calls.csv, messages.csv, calls.json and calls.parquet for ``reports``."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    resolved = {Path(p).resolve() for p in inputs if p != "-"}
+    names = ("report.html", "calls.csv", "messages.csv", "calls.json", "calls.parquet")
+    for name in names:
+        if (outdir / name).resolve() in resolved:
+            raise UsageError(f"{outdir / name} is an input capture: refusing to overwrite it")
+    calls = calls_dataframe(reports)
+    keep = {(r.call_id, str(r.kind)) for r in reports}
+    msgs = messages_dataframe([m for key, ms in a.by_call.items() if key in keep for m in ms])
+    doc = {"capture": capture_dict(a), "calls": [call_dict(r) for r in reports], "summary": summary_dict(a)}
+    atomic_write(outdir / "calls.csv", lambda f: _defused(calls).to_csv(f, index=False))
+    atomic_write(outdir / "messages.csv", lambda f: _defused(msgs).to_csv(f, index=False))
+    atomic_write(outdir / "calls.json", lambda f: json.dump(doc, f, indent=1, ensure_ascii=False))
+    atomic_write(outdir / "calls.parquet", lambda f: calls.to_parquet(f, index=False), binary=True)
+    written = [outdir / n for n in names[1:]]
+    try:
+        html_mod = importlib.import_module("analyzer.report.html")
+    except ImportError:  # the HTML report is optional until its module lands
+        return written
+    html = html_mod.render_html(a)
+    atomic_write(outdir / "report.html", lambda f: f.write(html))
+    return [outdir / "report.html", *written]

@@ -1,0 +1,146 @@
+"""Choosing calls: the filters of ``sipflow analyze`` and ``--fail-on`` conditions."""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from analyzer.analysis import Analysis
+from analyzer.diagnose.verdict import CallReport
+from analyzer.errors import UsageError
+from analyzer.report.kpi import Kpis, kpis
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    call_ids: tuple[str, ...] = ()
+    numbers: tuple[str, ...] = ()
+    ips: tuple[str, ...] = ()
+    outcomes: tuple[str, ...] = ()
+    codes: tuple[int, ...] = ()
+    kinds: tuple[str, ...] = ()
+    since_ns: int | None = None
+    until_ns: int | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self == Filters()
+
+
+def parse_time(text: str) -> int:
+    """ISO 8601 date/time (UTC when no offset is given) to ns since the epoch."""
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"{text!r} is not an ISO 8601 time (e.g. 2024-05-01T10:00:00)") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1_000_000) * 1000
+
+
+def _user(addr: str) -> str:
+    return addr.split("@", 1)[0]
+
+
+def matches(a: Analysis, r: CallReport, f: Filters) -> bool:
+    """True when the report passes every filter given (each filter: any of its values)."""
+    if f.call_ids and r.call_id not in f.call_ids:
+        return False
+    if f.kinds and str(r.kind) not in f.kinds:
+        return False
+    if f.outcomes and str(r.outcome) not in f.outcomes:
+        return False
+    if f.since_ns is not None and r.start_ns < f.since_ns:
+        return False
+    if f.until_ns is not None and r.start_ns > f.until_ns:
+        return False
+    if f.numbers and not _number_matches(a, r, f.numbers):
+        return False
+    if f.ips or f.codes:
+        msgs = a.messages_of(r)
+        if f.ips and not any(m.origin.src_ip in f.ips or m.origin.dst_ip in f.ips for m in msgs):
+            return False
+        if f.codes and not any(m.status in f.codes for m in msgs):
+            return False
+    return True
+
+
+def _number_matches(a: Analysis, r: CallReport, numbers: tuple[str, ...]) -> bool:
+    users = {_user(r.caller), _user(r.callee)}
+    first = next((m for m in a.messages_of(r) if m.status == 0), None)
+    if first is not None:
+        users.add(_user(first.uri.split(":", 1)[-1]))
+    return any(n in u for n in numbers for u in users if u)
+
+
+def select(a: Analysis, f: Filters) -> list[CallReport]:
+    return a.calls if f.empty else [r for r in a.calls if matches(a, r, f)]
+
+
+# -- --fail-on ------------------------------------------------------------------------------
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le,
+    ">=": operator.ge,
+    "!=": operator.ne,
+    "<": operator.lt,
+    ">": operator.gt,
+    "=": operator.eq,
+}
+_EXPR = re.compile(r"^\s*([a-z_0-9]+)\s*(<=|>=|!=|<|>|=)\s*(\S+)\s*$")
+_RATIOS = ("asr", "ner", "ser", "seer", "isa", "scr", "ira")
+_NUMBERS = ("attempts", "answered", "failed", "acd_s", "pdd_median_ms", "pdd_p95_ms", "sdd_median_ms", "rrd_median_ms")
+
+
+def check_expression(expr: str) -> None:
+    """Raise UsageError for an expression ``fail_on`` cannot evaluate."""
+    m = _EXPR.match(expr)
+    if m is None:
+        raise UsageError(f"--fail-on {expr!r}: expected NAME OP VALUE, e.g. 'asr<0.8' or 'outcome=auth_failed'")
+    name, op, value = m.groups()
+    if name in ("outcome", "kind", "rule"):
+        if op not in ("=", "!="):
+            raise UsageError(f"--fail-on {expr!r}: {name} takes = or !=")
+        return
+    if name not in (*_RATIOS, *_NUMBERS, "code"):
+        known = ", ".join((*_RATIOS, *_NUMBERS, "code", "outcome", "kind", "rule"))
+        raise UsageError(f"--fail-on {expr!r}: unknown name {name!r} (one of: {known})")
+    try:
+        float(value)
+    except ValueError:
+        raise UsageError(f"--fail-on {expr!r}: {value!r} is not a number") from None
+
+
+def fail_on(expr: str, reports: Iterable[CallReport]) -> bool:
+    """Whether ``expr`` holds for these calls.
+
+    Ratios (asr, ner, ser, seer, isa, scr, ira) are fractions from 0 to 1 here
+    (``asr<0.8``); a ratio with no calls to compute it never holds. ``outcome``,
+    ``kind``, ``rule`` and ``code`` hold when any call has that value.
+    """
+    check_expression(expr)
+    m = _EXPR.match(expr)
+    assert m is not None
+    name, op, value = m.groups()
+    rs = list(reports)
+    if name in ("outcome", "kind", "rule"):
+        present = {_field(r, name) for r in rs}
+        return (value in present) if op == "=" else any(v != value for v in present)
+    if name == "code":
+        codes = {c for r in rs for c in (r.final_code, r.breaking.code if r.breaking else None) if c is not None}
+        return any(_OPS[op](c, float(value)) for c in codes)
+    k: Kpis = kpis(rs)
+    actual = getattr(k, name)
+    if actual is None:
+        return False
+    if name in _RATIOS:
+        actual = actual / 100.0
+    return _OPS[op](float(actual), float(value))
+
+
+def _field(r: CallReport, name: str) -> str:
+    if name == "rule":
+        return r.breaking.rule if r.breaking else ""
+    return str(getattr(r, name))
