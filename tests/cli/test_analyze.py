@@ -1,0 +1,103 @@
+"""`sipflow analyze` as a user runs it: formats, filters, --report, --fail-on, several captures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from click.testing import CliRunner
+
+from analyzer.cli import main
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_json_contract(sample_pcaps: Path) -> None:
+    code, out, _ = run("analyze", str(sample_pcaps / "rule_proxy_remap.pcap"), "--format", "json")
+    doc = json.loads(out)
+    assert code == 0 and set(doc) == {"capture", "calls", "summary"}
+    assert doc["capture"]["sip_messages"] == 16
+    call = doc["calls"][0]
+    assert (call["kind"], call["outcome"], call["final"]) == (
+        "call",
+        "rejected",
+        {"code": 500, "reason": "Service Unavailable"},
+    )
+    b = call["breaking"]
+    assert (b["frame"], b["code"], b["rule"], b["hop"]) == (
+        11,
+        500,
+        "server_error",
+        "198.18.0.3:5060 -> 198.18.0.2:5060",
+    )
+    assert b["src"] == "198.18.0.3:5060" and b["dst"] == "198.18.0.1:5060"
+    assert set(call) >= {
+        "call_id",
+        "start",
+        "end",
+        "caller",
+        "callee",
+        "findings",
+        "pdd_ms",
+        "duration_s",
+        "messages",
+        "retransmissions",
+    }
+
+
+def test_filters_and_jsonl(sample_pcaps: Path) -> None:
+    code, out, _ = run("analyze", str(sample_pcaps / "rule_callee_busy.pcap"), "--format", "jsonl", "--outcome", "busy")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [(r["outcome"], r["final"]["code"]) for r in rows] == [("busy", 486)]
+    code, out, _ = run("analyze", str(sample_pcaps / "rule_callee_busy.pcap"), "--format", "jsonl", "--code", "603")
+    assert [json.loads(line)["final"]["code"] for line in out.splitlines()] == [603]
+    code, out, _ = run("analyze", str(sample_pcaps / "udp_call.pcap"), "--format", "jsonl", "--ip", "10.9.9.9")
+    assert out == ""
+
+
+def test_directory_and_several_captures(sample_pcaps: Path, tmp_path: Path) -> None:
+    for name in ("rule_callee_busy.pcap", "rule_no_answer.pcap"):
+        (tmp_path / name).write_bytes((sample_pcaps / name).read_bytes())
+    code, out, _ = run("analyze", str(tmp_path), "--format", "csv")
+    frame = pd.read_csv(__import__("io").StringIO(out))
+    assert code == 0 and sorted(frame["outcome"]) == ["busy", "no_answer", "no_answer", "rejected"]
+
+
+def test_fail_on(sample_pcaps: Path) -> None:
+    cap = str(sample_pcaps / "rule_auth_loop.pcap")
+    code, _, err = run("analyze", cap, "--format", "jsonl", "--fail-on", "outcome=auth_failed")
+    assert code == 1 and err.endswith("sipflow: --fail-on holds: outcome=auth_failed\n")
+    code, _, _ = run("analyze", str(sample_pcaps / "udp_call.pcap"), "--format", "jsonl", "--fail-on", "asr<0.8")
+    assert code == 0
+    code, _, err = run("analyze", cap, "--fail-on", "asr<<1")
+    assert code == 2 and err.startswith("sipflow: error: --fail-on 'asr<<1'")
+
+
+def test_report_dir_files(sample_pcaps: Path, tmp_path: Path) -> None:
+    out = tmp_path / "rep"
+    code, _, _ = run(
+        "analyze", str(sample_pcaps / "rule_early_media_rejected.pcap"), "--report", str(out), "--format", "jsonl"
+    )
+    assert code == 0
+    assert {"calls.csv", "messages.csv", "calls.json", "calls.parquet"} <= {p.name for p in out.iterdir()}
+    calls = pd.read_parquet(out / "calls.parquet")
+    assert list(calls["breaking_rule"]) == ["early_media_rejected", "early_media_rejected"]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_terminal_summary(sample_pcaps: Path) -> None:
+    code, out, _ = run("analyze", str(sample_pcaps / "rule_proxy_remap.pcap"))
+    assert code == 0
+    assert "KPIs (RFC 6076, ITU-T E.411)" in out and "Top failure causes" in out and "server_error" in out
+    assert "198.18.0.3:5060 -> 198.18.0.2:5060" in out
+
+
+def test_explain() -> None:
+    code, out, _ = run("explain", "488")
+    assert code == 0 and out.startswith("488 Not Acceptable Here  [client-failure, RFC 3261]\n")
+    code, _, err = run("explain", "99")
+    assert code == 2 and err == "sipflow: error: 99 is not a SIP response code (100-699)\n"
