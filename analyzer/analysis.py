@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,7 +64,7 @@ def capture_paths(inputs: Sequence[str | Path]) -> list[str]:
     return out
 
 
-def analyze(path: str | Path | Sequence[str | Path]) -> Analysis:
+def analyze(path: str | Path | Sequence[str | Path], progress: Callable[[int], None] | None = None) -> Analysis:
     """Analyse one capture, or several as one (rotated files: frame numbers count on, calls that
     span files are joined). Raises :class:`analyzer.errors.CaptureError` for a file that is
     not a capture, before reading anything."""
@@ -79,6 +79,7 @@ def analyze(path: str | Path | Sequence[str | Path]) -> Analysis:
     warnings: list[str] = []
     for reader in readers:
         reader.first_frame = first
+        reader.progress = progress
         for msg in reader:
             messages.append(msg)
             store.feed(msg)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 import tomllib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, TextIO
 
 import click
+from rich.console import Console
 
 from analyzer import __version__
 from analyzer.correlate.model import Kind
@@ -172,7 +176,8 @@ def analyze(
         )
         names = _peer_names(peers_file)
         paths = capture_paths(list(captures))
-        result = run(paths)
+        with _progress_bar(paths) as tick:
+            result = run(paths, tick)
         reports = select(result, filters)
         if report_dir is not None:
             outdir = Path(report_dir) if report_dir else default_dir(paths[0])
@@ -202,6 +207,27 @@ def analyze(
     if failed:
         click.echo(f"sipflow: --fail-on holds: {'; '.join(failed)}", err=True)
         sys.exit(1)
+
+
+@contextlib.contextmanager
+def _progress_bar(paths: list[str]) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr, only when stderr is a terminal and the input is a file."""
+    if not sys.stderr.isatty() or "-" in paths:
+        yield None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    total = sum(os.path.getsize(p) for p in paths if os.path.isfile(p))
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("reading", total=total)
+        yield lambda done: bar.update(task, completed=done)
 
 
 def _peer_names(path: str | None) -> dict[str, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from analyzer.capture.source import open_stream, read_frames
@@ -33,6 +33,8 @@ class MessageReader:
         self.first_frame = first_frame
         self.finish = finish
         self.frames_read = 0
+        self.progress: Callable[[int], None] | None = None
+        """Called every 8192 frames with the captured bytes read so far (for a progress bar)."""
         self._stack = contextlib.ExitStack()
         self._frames: Iterator[RawFrame] | None = None
 
@@ -52,10 +54,13 @@ class MessageReader:
         feed = self.decoder.feed
         number = self.first_frame - 1
         try:
+            progress = self.progress
             for number, (ts_ns, linktype, data, _orig) in enumerate(frames, self.first_frame):
                 out = feed(number, ts_ns, linktype, data)
                 if out:
                     yield from out
+                if progress is not None and not number & 0x1FFF:
+                    progress(self.decoder.stats.bytes)
             self.frames_read = number - self.first_frame + 1
             if self.finish:
                 yield from self.decoder.finish()
