@@ -110,6 +110,11 @@ class Conversation:
     acked: set[int] = field(default_factory=set)
     """CSeq numbers of INVITEs whose 2xx was ACKed (the ACK is its own transaction, §13.2.2.4)."""
     retransmissions: int = 0
+    last_ns: int = 0
+    """Capture time of the newest message (for expiry in live mode)."""
+    ended_ns: int = 0
+    """When it ended as far as SIP says (BYE answered, or a final ≥ 300 to the INVITE or
+    the request): 0 while open. It may still get retransmissions for a while."""
 
     @property
     def start_ns(self) -> int:

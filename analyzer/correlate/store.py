@@ -34,6 +34,16 @@ def kind_of(method: str, has_call: bool) -> Kind:
     return Kind.OTHER
 
 
+def _idle_limit(conv: Conversation) -> int:
+    if conv.ended_ns and conv.ended_ns >= conv.last_ns - LINGER_NS:
+        return LINGER_NS
+    if conv.acked or any(
+        t.final is not None and 200 <= t.final.status < 300 for t in conv.transactions.values() if t.method == "INVITE"
+    ):
+        return CALL_IDLE_NS
+    return SETUP_IDLE_NS
+
+
 def top_branch(msg: SipMessage) -> str:
     """Top Via branch; for RFC 2543 peers (no magic cookie) a key made of what §17.2.3 matches on."""
     via = msg.headers.get("via")
@@ -53,13 +63,26 @@ def top_branch(msg: SipMessage) -> str:
     return f"2543|{sent_by}|{branch}|{tag.tag if tag else ''}"
 
 
+# How long a conversation stays open after its last message (live mode), by state:
+# RFC 3261 §17: Timer D / J / K (32 s over UDP) let retransmissions arrive after the end.
+LINGER_NS = 32_000_000_000
+SETUP_IDLE_NS = 300_000_000_000  # no final response: past Timer C (3 min)
+CALL_IDLE_NS = 4 * 3600 * 1_000_000_000  # answered, no BYE yet: a long call or a lost BYE
+
+
 @dataclass(slots=True)
 class CallStore:
-    """Open conversations by Call-ID, in order of first appearance."""
+    """Open conversations by Call-ID, in order of first appearance.
+
+    Bounded for live use: at most ``max_open`` conversations; beyond that the one with the
+    oldest last message is handed out early by :meth:`expire` and counted in ``evicted``.
+    """
 
     conversations: dict[tuple[str, Kind], Conversation] = field(default_factory=dict)
     messages: int = 0
     retransmissions: int = 0
+    max_open: int = 200_000
+    evicted: int = 0
 
     def feed(self, msg: SipMessage) -> None:
         self.messages += 1
@@ -70,13 +93,41 @@ class CallStore:
         if conv is None:
             conv = self.conversations[key] = Conversation(msg.call_id, key[1])
         conv.messages.append(msg)
+        conv.last_ns = max(conv.last_ns, msg.origin.ts_ns)
         if self._file(conv, msg, method):
             conv.retransmissions += 1
             self.retransmissions += 1
+        elif msg.status >= 200:
+            self._note_end(conv, msg, method)
+
+    @staticmethod
+    def _note_end(conv: Conversation, msg: SipMessage, method: str) -> None:
+        """A final response that may end the conversation (a later request reopens it)."""
+        if conv.kind is Kind.CALL:
+            if method == "BYE" or (method == "INVITE" and msg.status >= 300):
+                conv.ended_ns = msg.origin.ts_ns
+        elif method != "ACK":
+            conv.ended_ns = msg.origin.ts_ns
 
     def finish(self) -> list[Conversation]:
         out = list(self.conversations.values())
         self.conversations.clear()
+        return out
+
+    def expire(self, now_ns: int) -> list[Conversation]:
+        """Conversations over by ``now_ns`` (capture time), removed from the store.
+
+        Ended ones once :data:`LINGER_NS` has passed without a message; unanswered ones
+        after :data:`SETUP_IDLE_NS`; answered ones without a BYE after :data:`CALL_IDLE_NS`;
+        and the oldest beyond ``max_open``.
+        """
+        done = [k for k, c in self.conversations.items() if now_ns - c.last_ns >= _idle_limit(c)]
+        out = [self.conversations.pop(k) for k in done]
+        excess = len(self.conversations) - self.max_open
+        if excess > 0:
+            oldest = sorted(self.conversations, key=lambda k: self.conversations[k].last_ns)[:excess]
+            out += [self.conversations.pop(k) for k in oldest]
+            self.evicted += excess
         return out
 
     # -- transactions --------------------------------------------------------------------
