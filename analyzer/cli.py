@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 import tomllib
 from collections.abc import Callable, Iterator
@@ -257,3 +258,92 @@ def explain(code: int) -> None:
     click.echo(f"{code} {entry.reason}  [{entry.cls}, {entry.rfc}]")
     click.echo(f"  meaning: {entry.meaning}")
     click.echo(f"  hint:    {entry.hint}")
+
+
+@main.command()
+@click.argument("capture", type=click.Path(dir_okay=False))
+@click.argument("call_id")
+@click.option("--mermaid", is_flag=True, help="Print a Mermaid sequence diagram instead.")
+@click.option("--svg", "svg_file", type=click.Path(dir_okay=False), help="Write the ladder as an SVG picture.")
+@click.option("--width", type=int, default=None, help="Terminal width (default: the terminal's).")
+def flow(capture: str, call_id: str, mermaid: bool, svg_file: str | None, width: int | None) -> None:
+    """Draw the call flow (ladder) of CALL_ID in CAPTURE, like sngrep's call flow."""
+    from analyzer.analysis import analyze as run
+    from analyzer.report.ladder import ladder_mermaid, ladder_svg, ladder_text
+
+    try:
+        result = run(capture)
+    except SipflowError as exc:
+        raise cli_error(exc) from None
+    matches = [r for r in result.calls if r.call_id == call_id]
+    if not matches:
+        raise CliError(f"{capture}: no Call-ID {call_id!r} (sipflow analyze lists them)")
+    for r in matches:
+        msgs = result.messages_of(r)
+        if svg_file:
+            _write_text(Path(svg_file), ladder_svg(r, msgs))
+            click.echo(f"sipflow: wrote {svg_file}", err=True)
+        elif mermaid:
+            click.echo(ladder_mermaid(r, msgs))
+        else:
+            click.echo(ladder_text(r, msgs, width=width or shutil.get_terminal_size((100, 24)).columns))
+
+
+def _write_text(path: Path, text: str) -> None:
+    from analyzer.report.files import atomic_write
+
+    def write(f: IO[Any]) -> None:
+        f.write(text)
+
+    atomic_write(path, write)
+
+
+@main.command()
+@click.argument("capture", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="The pcap to write.")
+@click.option("--failed", is_flag=True, help="Only calls with a breaking response.")
+@click.option("--call-id", multiple=True, help="Only these Call-IDs (repeatable).")
+@click.option("--number", multiple=True, help="Only calls whose From/To/Request-URI user contains this.")
+@click.option("--ip", multiple=True, help="Only calls with a message from or to this address.")
+@click.option("--outcome", multiple=True, help="Only these outcomes.")
+@click.option("--code", multiple=True, type=int, help="Only calls in which this response code was seen.")
+@click.option("--kind", multiple=True, type=click.Choice([k.value for k in Kind]), help="Only these kinds.")
+@click.option("--since", help="Only calls starting at or after this ISO 8601 time.")
+@click.option("--until", help="Only calls starting at or before this ISO 8601 time.")
+def export(
+    capture: str,
+    out: str,
+    failed: bool,
+    call_id: tuple[str, ...],
+    number: tuple[str, ...],
+    ip: tuple[str, ...],
+    outcome: tuple[str, ...],
+    code: tuple[int, ...],
+    kind: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+) -> None:
+    """Write the frames of the selected calls (every fragment and segment) to a new pcap."""
+    from analyzer.analysis import analyze as run
+    from analyzer.report.export import export_frames, frames_for
+    from analyzer.report.select import Filters, parse_time, select
+
+    try:
+        filters = Filters(
+            call_ids=call_id,
+            numbers=number,
+            ips=ip,
+            outcomes=outcome,
+            codes=code,
+            kinds=kind,
+            since_ns=parse_time(since) if since else None,
+            until_ns=parse_time(until) if until else None,
+        )
+        result = run(capture)
+        reports = [r for r in select(result, filters) if r.breaking is not None or not failed]
+        if not reports:
+            raise UsageError("no call matches: nothing to export")
+        n = export_frames(Path(capture), frames_for(result, reports), Path(out))
+    except SipflowError as exc:
+        raise cli_error(exc) from None
+    click.echo(f"sipflow: wrote {n} frames of {len(reports)} call(s) to {out}", err=True)

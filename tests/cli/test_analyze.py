@@ -101,3 +101,24 @@ def test_explain() -> None:
     assert code == 0 and out.startswith("488 Not Acceptable Here  [client-failure, RFC 3261]\n")
     code, _, err = run("explain", "99")
     assert code == 2 and err == "sipflow: error: 99 is not a SIP response code (100-699)\n"
+
+
+def test_flow_and_export(sample_pcaps: Path, tmp_path: Path) -> None:
+    cap = str(sample_pcaps / "rule_proxy_remap.pcap")
+    code, out, _ = run("flow", cap, "1-rule_proxy_remap@198.18.0.1", "--width", "110")
+    assert code == 0 and "rule: server_error" in out and "✖" in out
+    code, out, _ = run("flow", cap, "1-rule_proxy_remap@198.18.0.1", "--mermaid")
+    assert code == 0 and out.startswith("sequenceDiagram")
+    svg = tmp_path / "ladder.svg"
+    code, _, _ = run("flow", cap, "1-rule_proxy_remap@198.18.0.1", "--svg", str(svg))
+    assert code == 0
+    assert svg.read_text().lstrip().startswith(("<svg", "<?xml"))
+    code, _, err = run("flow", cap, "nope")
+    assert code == 2 and "no Call-ID 'nope'" in err
+    out_pcap = tmp_path / "failed.pcap"
+    code, _, err = run("export", cap, "--failed", "-o", str(out_pcap))
+    assert code == 0 and err == f"sipflow: wrote 16 frames of 2 call(s) to {out_pcap}\n"
+    code, out, _ = run("analyze", str(out_pcap), "--format", "jsonl")
+    assert [json.loads(line)["outcome"] for line in out.splitlines()] == ["rejected", "rejected"]
+    code, _, err = run("export", cap, "--failed", "-o", cap)
+    assert code == 2 and "sipflow: error:" in err
