@@ -99,6 +99,25 @@ def _report_reading(reader: MessageReader, show_skipped: bool) -> None:
         click.echo(f"  malformed frame {m.frame} ({frames}): {m.reason} {m.detail!r}", err=True)
 
 
+_FILTER_OPTIONS = (
+    click.option("--call-id", multiple=True, help="Only these Call-IDs (repeatable)."),
+    click.option("--number", multiple=True, help="Only calls whose From/To/Request-URI user contains this."),
+    click.option("--ip", multiple=True, help="Only calls with a message from or to this address."),
+    click.option("--outcome", multiple=True, help="Only these outcomes (answered, busy, auth_failed …)."),
+    click.option("--code", multiple=True, type=int, help="Only calls in which this response code was seen."),
+    click.option("--kind", multiple=True, type=click.Choice([k.value for k in Kind]), help="Only these kinds."),
+    click.option("--since", help="Only calls starting at or after this ISO 8601 time (UTC unless given)."),
+    click.option("--until", help="Only calls starting at or before this ISO 8601 time."),
+)
+
+
+def filter_options(f: Callable[..., None]) -> Callable[..., None]:
+    """The call filters shared by analyze and export (see analyzer.report.select.Filters)."""
+    for option in reversed(_FILTER_OPTIONS):
+        f = option(f)
+    return f
+
+
 @main.command()
 @click.argument("captures", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @click.option(
@@ -112,14 +131,7 @@ def _report_reading(reader: MessageReader, show_skipped: bool) -> None:
 @click.option(
     "-o", "--output", type=click.File("w", encoding="utf-8", lazy=True), default="-", help="Write here, not stdout."
 )
-@click.option("--call-id", multiple=True, help="Only these Call-IDs (repeatable).")
-@click.option("--number", multiple=True, help="Only calls whose From/To/Request-URI user contains this.")
-@click.option("--ip", multiple=True, help="Only calls with a message from or to this address.")
-@click.option("--outcome", multiple=True, help="Only these outcomes (answered, busy, auth_failed …).")
-@click.option("--code", multiple=True, type=int, help="Only calls in which this response code was seen.")
-@click.option("--kind", multiple=True, type=click.Choice([k.value for k in Kind]), help="Only these kinds.")
-@click.option("--since", help="Only calls starting at or after this ISO 8601 time (UTC unless given).")
-@click.option("--until", help="Only calls starting at or before this ISO 8601 time.")
+@filter_options
 @click.option(
     "--report",
     "report_dir",
@@ -140,17 +152,10 @@ def analyze(
     captures: tuple[str, ...],
     fmt: str,
     output: TextIO,
-    call_id: tuple[str, ...],
-    number: tuple[str, ...],
-    ip: tuple[str, ...],
-    outcome: tuple[str, ...],
-    code: tuple[int, ...],
-    kind: tuple[str, ...],
-    since: str | None,
-    until: str | None,
     report_dir: str | None,
     fail_on: tuple[str, ...],
     peers_file: str | None,
+    **filter_args: Any,
 ) -> None:
     """Group the SIP of CAPTURES (files or directories, read as one) into calls and say, for each,
     how it ended and which response broke it."""
@@ -158,23 +163,14 @@ def analyze(
     from analyzer.analysis import capture_paths
     from analyzer.report import calls as calls_report
     from analyzer.report.files import default_dir, write_report_dir
-    from analyzer.report.select import Filters, check_expression, parse_time, select
+    from analyzer.report.select import build_filters, check_expression, select
     from analyzer.report.select import fail_on as holds
     from analyzer.report.terminal import write_summary
 
     try:
         for expr in fail_on:
             check_expression(expr)
-        filters = Filters(
-            call_ids=call_id,
-            numbers=number,
-            ips=ip,
-            outcomes=outcome,
-            codes=code,
-            kinds=kind,
-            since_ns=parse_time(since) if since else None,
-            until_ns=parse_time(until) if until else None,
-        )
+        filters = build_filters(**filter_args)
         names = _peer_names(peers_file)
         paths = capture_paths(list(captures))
         with _progress_bar(paths) as tick:
@@ -302,43 +298,20 @@ def _write_text(path: Path, text: str) -> None:
 @click.argument("capture", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="The pcap to write.")
 @click.option("--failed", is_flag=True, help="Only calls with a breaking response.")
-@click.option("--call-id", multiple=True, help="Only these Call-IDs (repeatable).")
-@click.option("--number", multiple=True, help="Only calls whose From/To/Request-URI user contains this.")
-@click.option("--ip", multiple=True, help="Only calls with a message from or to this address.")
-@click.option("--outcome", multiple=True, help="Only these outcomes.")
-@click.option("--code", multiple=True, type=int, help="Only calls in which this response code was seen.")
-@click.option("--kind", multiple=True, type=click.Choice([k.value for k in Kind]), help="Only these kinds.")
-@click.option("--since", help="Only calls starting at or after this ISO 8601 time.")
-@click.option("--until", help="Only calls starting at or before this ISO 8601 time.")
+@filter_options
 def export(
     capture: str,
     out: str,
     failed: bool,
-    call_id: tuple[str, ...],
-    number: tuple[str, ...],
-    ip: tuple[str, ...],
-    outcome: tuple[str, ...],
-    code: tuple[int, ...],
-    kind: tuple[str, ...],
-    since: str | None,
-    until: str | None,
+    **filter_args: Any,
 ) -> None:
     """Write the frames of the selected calls (every fragment and segment) to a new pcap."""
     from analyzer.analysis import analyze as run
     from analyzer.report.export import export_frames, frames_for
-    from analyzer.report.select import Filters, parse_time, select
+    from analyzer.report.select import build_filters, select
 
     try:
-        filters = Filters(
-            call_ids=call_id,
-            numbers=number,
-            ips=ip,
-            outcomes=outcome,
-            codes=code,
-            kinds=kind,
-            since_ns=parse_time(since) if since else None,
-            until_ns=parse_time(until) if until else None,
-        )
+        filters = build_filters(**filter_args)
         result = run(capture)
         reports = [r for r in select(result, filters) if r.breaking is not None or not failed]
         if not reports:

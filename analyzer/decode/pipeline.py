@@ -141,6 +141,10 @@ class Decoder:
         src = addr.get(data[26:30]) or self._add_addr(data[26:30])
         dst = addr.get(data[30:34]) or self._add_addr(data[30:34])
         origin = Origin(number, (number,), ts_ns, src, sport, dst, dport, "udp", "")
+        return self._udp_sip(payload, origin)
+
+    def _udp_sip(self, payload: bytes, origin: Origin) -> list[SipMessage]:
+        """One datagram's SIP message (RFC 3261 §18.3: one message per datagram)."""
         out: list[SipMessage] = []
         if not self._sip(payload, origin, out, quiet=True):
             return self._skip("sip-malformed")
@@ -267,12 +271,7 @@ class Decoder:
         if payload[0] in (0x02, 0x48) and hep_mod.is_hep(payload):
             return self._hep(payload, ctx)
         origin = self._origin(pkt, sport, dport, "udp", ctx)
-        out: list[SipMessage] = []
-        if not self._sip(payload, origin, out, quiet=True):
-            return self._skip("sip-malformed")
-        if not out:
-            return self._skip("keepalive" if payload in _KEEPALIVES else "udp-not-sip")
-        return out
+        return self._udp_sip(payload, origin)
 
     def _tcp(self, pkt: ip_mod.IpPacket, ctx: _Ctx) -> list[SipMessage]:
         seg = pkt.payload

@@ -30,6 +30,30 @@ class Filters:
         return self == Filters()
 
 
+def build_filters(
+    *,
+    call_id: tuple[str, ...] = (),
+    number: tuple[str, ...] = (),
+    ip: tuple[str, ...] = (),
+    outcome: tuple[str, ...] = (),
+    code: tuple[int, ...] = (),
+    kind: tuple[str, ...] = (),
+    since: str | None = None,
+    until: str | None = None,
+) -> Filters:
+    """Filters from the CLI's option values (times as ISO 8601 text)."""
+    return Filters(
+        call_ids=call_id,
+        numbers=number,
+        ips=ip,
+        outcomes=outcome,
+        codes=code,
+        kinds=kind,
+        since_ns=parse_time(since) if since else None,
+        until_ns=parse_time(until) if until else None,
+    )
+
+
 def parse_time(text: str) -> int:
     """ISO 8601 date/time (UTC when no offset is given) to ns since the epoch."""
     try:
