@@ -126,6 +126,18 @@ class Decoder:
         ctx = _Ctx(number, ts_ns)
         return self._network(data, decoder(data), ctx, 0)
 
+    def feed_hep(self, number: int, ts_ns: int, payload: bytes) -> list[SipMessage]:
+        """Decode one HEP packet a collector received (a UDP datagram, or one HEP3 packet cut
+        from a TCP stream): counted as a frame; its SIP keeps the agent's addresses and time
+        (``ts_ns``, the receive time, only when the agent sent none)."""
+        st = self.stats
+        st.frames += 1
+        st.bytes += len(payload)
+        if st.first_ts_ns is None:
+            st.first_ts_ns = ts_ns
+        st.last_ts_ns = ts_ns
+        return self._hep(payload, _Ctx(number, ts_ns))
+
     def _fast_udp_sip(self, number: int, ts_ns: int, data: bytes) -> list[SipMessage]:
         """Ethernet/IPv4/UDP whose payload starts with a letter other than H (HEP3)."""
         sport = (data[34] << 8) | data[35]

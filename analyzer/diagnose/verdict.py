@@ -64,6 +64,12 @@ class CallReport:
     messages: int
     retransmissions: int
     frames: tuple[int, ...]
+    addresses: frozenset[str] = frozenset()
+    """Every IP address a message of it came from or went to (for filters)."""
+    codes: frozenset[int] = frozenset()
+    """Every response code seen in it, on any leg."""
+    request_user: str = ""
+    """User part of the first request's Request-URI (the dialled number)."""
 
 
 def _user_host(value: str | None) -> str:
@@ -253,4 +259,13 @@ def _report(
         messages=len(conv.messages),
         retransmissions=conv.retransmissions,
         frames=tuple(frames),
+        addresses=frozenset(a for m in conv.messages for a in (m.origin.src_ip, m.origin.dst_ip)),
+        codes=frozenset(m.status for m in conv.messages if m.status),
+        request_user=_uri_user(first.uri) if first.status == 0 else "",
     )
+
+
+def _uri_user(uri: str) -> str:
+    """``sip:5550100@host;x`` → ``5550100``; ``tel:+1555`` → ``+1555``."""
+    rest = uri.split(":", 1)[-1]
+    return rest.split("@", 1)[0] if "@" in rest else rest.split(";", 1)[0]

@@ -69,7 +69,7 @@ def _user(addr: str) -> str:
     return addr.split("@", 1)[0]
 
 
-def matches(a: Analysis, r: CallReport, f: Filters) -> bool:
+def matches(r: CallReport, f: Filters) -> bool:
     """True when the report passes every filter given (each filter: any of its values)."""
     if f.call_ids and r.call_id not in f.call_ids:
         return False
@@ -81,27 +81,17 @@ def matches(a: Analysis, r: CallReport, f: Filters) -> bool:
         return False
     if f.until_ns is not None and r.start_ns > f.until_ns:
         return False
-    if f.numbers and not _number_matches(a, r, f.numbers):
+    if f.numbers:
+        users = (_user(r.caller), _user(r.callee), r.request_user)
+        if not any(n in u for n in f.numbers for u in users if u):
+            return False
+    if f.ips and not r.addresses.intersection(f.ips):
         return False
-    if f.ips or f.codes:
-        msgs = a.messages_of(r)
-        if f.ips and not any(m.origin.src_ip in f.ips or m.origin.dst_ip in f.ips for m in msgs):
-            return False
-        if f.codes and not any(m.status in f.codes for m in msgs):
-            return False
-    return True
-
-
-def _number_matches(a: Analysis, r: CallReport, numbers: tuple[str, ...]) -> bool:
-    users = {_user(r.caller), _user(r.callee)}
-    first = next((m for m in a.messages_of(r) if m.status == 0), None)
-    if first is not None:
-        users.add(_user(first.uri.split(":", 1)[-1]))
-    return any(n in u for n in numbers for u in users if u)
+    return not (f.codes and not r.codes.intersection(f.codes))
 
 
 def select(a: Analysis, f: Filters) -> list[CallReport]:
-    return a.calls if f.empty else [r for r in a.calls if matches(a, r, f)]
+    return a.calls if f.empty else [r for r in a.calls if matches(r, f)]
 
 
 # -- --fail-on ------------------------------------------------------------------------------

@@ -33,6 +33,9 @@ COMPACT_FORMS: dict[str, str] = {
 }
 
 
+_FULL_TO_COMPACT: dict[str, str] = {full: short for short, full in COMPACT_FORMS.items()}
+
+
 def canonical_name(name: str) -> str:
     """Lower-case full header name, compact forms expanded (RFC 3261 §7.3.3)."""
     low = name.strip().lower()
@@ -51,6 +54,7 @@ def split_header_lines(head: str) -> list[tuple[str, str]]:
     skipped (they are junk, and the message carries a defect for them elsewhere).
     """
     pairs: list[tuple[str, str]] = []
+    compact = COMPACT_FORMS
     for line in head.replace("\r\n", "\n").split("\n"):
         if not line:
             continue
@@ -60,8 +64,40 @@ def split_header_lines(head: str) -> list[tuple[str, str]]:
             continue
         name, sep, value = line.partition(":")
         if sep:
-            pairs.append((canonical_name(name), value.strip()))
+            low = name.strip().lower()
+            pairs.append((compact.get(low, low), value.strip()))
     return pairs
+
+
+def scan_first(head: bytes, low: bytes, key: str) -> bytes | None | bool:
+    """The first ``key`` header's value straight from the raw block, without splitting it.
+
+    ``low`` is ``b"\n" + head.lower()``. Returns the raw value, None when the header is
+    absent, or False when the value is folded onto more lines (then split the block).
+    """
+    best = -1
+    best_j = 0
+    forms = (key, _FULL_TO_COMPACT[key]) if key in _FULL_TO_COMPACT else (key,)
+    n = len(low)
+    for form in forms:
+        needle = ("\n" + form).encode()
+        i = low.find(needle)
+        while i >= 0 and (best < 0 or i < best):
+            j = i + len(needle)
+            while j < n and low[j] in (0x20, 0x09):
+                j += 1
+            if j < n and low[j] == 0x3A:  # ':'
+                best, best_j = i, j + 1
+                break
+            i = low.find(needle, i + 1)
+    if best < 0:
+        return None
+    k = low.find(b"\n", best_j)
+    if k < 0:
+        k = n
+    elif k + 1 < n and low[k + 1] in (0x20, 0x09):
+        return False  # RFC 3261 §7.3.1 continuation line
+    return head[best_j - 1 : k - 1].strip()
 
 
 class Headers:
@@ -72,10 +108,11 @@ class Headers:
     multi-value header stays one value: split it with ``analyzer.sip.fields``).
     """
 
-    __slots__ = ("_head", "_pairs")
+    __slots__ = ("_head", "_low", "_pairs")
 
     def __init__(self, head: bytes) -> None:
         self._head = head
+        self._low: bytes | None = None
         self._pairs: list[tuple[str, str]] | None = None
 
     def _load(self) -> list[tuple[str, str]]:
@@ -85,6 +122,16 @@ class Headers:
 
     def get(self, name: str) -> str | None:
         key = canonical_name(name)
+        if self._pairs is None:
+            # One header asked for: find it in the raw block rather than split them all.
+            if self._low is None:
+                self._low = b"\n" + self._head.lower()
+            raw = scan_first(self._head, self._low, key)
+            if raw is None:
+                return None
+            if raw is not False:
+                assert isinstance(raw, bytes)
+                return decode_text(raw)
         for n, v in self._load():
             if n == key:
                 return v
