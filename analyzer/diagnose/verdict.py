@@ -8,7 +8,7 @@ from analyzer.correlate.model import Conversation, Kind, Outcome, Transaction, h
 from analyzer.correlate.state import call_outcome, request_outcome, run_call
 from analyzer.decode.pipeline import Unreachable
 from analyzer.diagnose.q850 import cause_name
-from analyzer.diagnose.rules import BREAKING_RULES, FINDING_RULES, Finding, RuleInput
+from analyzer.diagnose.rules import BREAKING_RULES, FINDING_RULES, REQUEST_FINDING_RULES, Finding, RuleInput
 from analyzer.diagnose.timing import Timings, call_timings, registration_timings
 from analyzer.diagnose.view import CallView, call_events, call_view, first_bye
 from analyzer.sip.fields import name_addr, parse_int
@@ -212,7 +212,7 @@ def _request(conv: Conversation, capture_end_ns: int, unreachable: tuple[Unreach
     breaking = _breaking(RuleInput(conv, None, outcome, msg, last, unreachable))
     timings = registration_timings(conv) if registration else Timings()
     caller = last.src if last is not None else ""
-    findings = [f for rule in FINDING_RULES[1:] for f in rule(conv, None)]
+    findings = [f for rule in REQUEST_FINDING_RULES for f in rule(conv, None)]
     addrs = (caller, last.dst if last is not None else "")
     return _report(conv, outcome, "", addrs, breaking, findings, timings, final)
 
