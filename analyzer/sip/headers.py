@@ -69,7 +69,7 @@ def split_header_lines(head: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def scan_first(head: bytes, low: bytes, key: str) -> bytes | None | bool:
+def scan_first(head: bytes, low: bytes, key: str) -> bytes | bool | None:
     """The first ``key`` header's value straight from the raw block, without splitting it.
 
     ``low`` is ``b"\n" + head.lower()``. Returns the raw value, None when the header is
