@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import tempfile
@@ -16,6 +15,7 @@ from analyzer.analysis import Analysis
 from analyzer.diagnose.verdict import CallReport
 from analyzer.errors import UsageError
 from analyzer.report.calls import call_dict, calls_dataframe, capture_dict, summary_dict
+from analyzer.report.html import render_html
 from analyzer.report.render import defuse
 from analyzer.report.tables import messages_dataframe
 
@@ -33,6 +33,9 @@ def default_dir(capture: str) -> Path:
 def atomic_write(path: Path, write: Callable[[IO[Any]], object], *, binary: bool = False) -> None:
     """Write through a temporary file in the same directory, then rename over ``path``."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # as a plain open() would (mkstemp makes 0600)
     try:
         f: IO[Any] = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
         with f:
@@ -68,10 +71,6 @@ def write_report_dir(a: Analysis, reports: list[CallReport], outdir: Path, input
     atomic_write(outdir / "calls.json", lambda f: json.dump(doc, f, indent=1, ensure_ascii=False))
     atomic_write(outdir / "calls.parquet", lambda f: calls.to_parquet(f, index=False), binary=True)
     written = [outdir / n for n in names[1:]]
-    try:
-        html_mod = importlib.import_module("analyzer.report.html")
-    except ImportError:  # the HTML report is optional until its module lands
-        return written
-    html = html_mod.render_html(a)
+    html = render_html(a)
     atomic_write(outdir / "report.html", lambda f: f.write(html))
     return [outdir / "report.html", *written]

@@ -68,8 +68,9 @@ MESSAGE_FIELDS = ("frame", "t_ms", "src", "dst", "label", "cseq", "retrans", "sd
 REDACTED = "…redacted…"
 _CREDENTIAL_HEADER = re.compile(r"^((?:proxy-)?authorization)[ \t]*:[ \t]*", re.IGNORECASE)
 _AUTH_PARAM = re.compile(r'([A-Za-z0-9_.!%*+`\'~-]+)[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"|[^\s,]*)')
-# Digest parameters that identify the user and the protected space; everything else
-# (response, nonce, cnonce, unknown extensions) is masked. RFC 8760 §2 / RFC 3261 §22.4.
+_AUTH_SCHEME = re.compile(r"[ \t]*([A-Za-z0-9_.!%*+`'~-]+)(.*)", re.DOTALL)
+# Digest parameters that identify the user and the protected space (dig-resp, RFC 3261
+# §25.1); everything else (response, nonce, cnonce, unknown extensions) is masked.
 _KEPT_AUTH_PARAMS = frozenset({"username", "realm", "uri", "algorithm", "qop", "nc", "opaque", "userhash"})
 _HAS_CREDENTIALS = re.compile(r"^(?:proxy-)?authorization[ \t]*:", re.IGNORECASE | re.MULTILINE)
 _SCRIPT_CLOSE = re.compile(r"</script", re.IGNORECASE)
@@ -102,7 +103,10 @@ def mask_credentials(text: str) -> str:
     """
     if _HAS_CREDENTIALS.search(text) is None:
         return text
-    lines = text.splitlines(keepends=True)
+    # Lines end at LF only: str.splitlines would also cut at U+2028, \x1c … inside a value
+    # and leave the rest of it unmasked.
+    lines = text.split("\n")
+    lines = [line + "\n" for line in lines[:-1]] + lines[-1:]
     out: list[str] = []
     i = 0
     while i < len(lines):
@@ -123,7 +127,10 @@ def mask_credentials(text: str) -> str:
 
 
 def _mask_value(value: str) -> str:
-    scheme, _, rest = value.strip().partition(" ")
+    m = _AUTH_SCHEME.match(value)
+    if m is None:
+        return REDACTED
+    scheme, rest = m.group(1), m.group(2)
     if scheme.lower() != "digest":
         return f"{scheme} {REDACTED}" if rest.strip() else scheme
     params = []
