@@ -55,49 +55,64 @@ def split_header_lines(head: str) -> list[tuple[str, str]]:
     """
     pairs: list[tuple[str, str]] = []
     compact = COMPACT_FORMS
+    # Continuation lines are gathered and joined once: appending each to the value in
+    # turn costs time quadratic in their number (a hostile header folded 100,000 times).
+    folds: list[str] = []
     for line in head.replace("\r\n", "\n").split("\n"):
         if not line:
             continue
         if line[0] in " \t" and pairs:
-            name, value = pairs[-1]
-            pairs[-1] = (name, f"{value} {line.strip()}".strip())
+            if part := line.strip():
+                folds.append(part)
             continue
+        if folds:
+            _unfold(pairs, folds)
         name, sep, value = line.partition(":")
         if sep:
             low = name.strip().lower()
             pairs.append((compact.get(low, low), value.strip()))
+    if folds:
+        _unfold(pairs, folds)
     return pairs
 
 
-def scan_first(head: bytes, low: bytes, key: str) -> bytes | bool | None:
-    """The first ``key`` header's value straight from the raw block, without splitting it.
+def _unfold(pairs: list[tuple[str, str]], folds: list[str]) -> None:
+    """Join the continuation lines ``folds`` to the last header's value (then empty ``folds``)."""
+    name, value = pairs[-1]
+    pairs[-1] = (name, " ".join([value, *folds]).strip())
+    folds.clear()
 
-    ``low`` is ``b"\n" + head.lower()``. Returns the raw value, None when the header is
-    absent, or False when the value is folded onto more lines (then split the block).
+
+def scan(head: bytes, low: bytes, key: str) -> list[bytes] | None:
+    """Every ``key`` header's raw value, in order, straight from the raw block.
+
+    ``low`` is ``b"\n" + head.lower()``. Returns None when a value is folded onto more
+    lines (RFC 3261 §7.3.1): then the block must be split properly.
     """
-    best = -1
-    best_j = 0
     forms = (key, _FULL_TO_COMPACT[key]) if key in _FULL_TO_COMPACT else (key,)
     n = len(low)
+    found: list[tuple[int, int]] = []  # (line start, value start) in ``low``
     for form in forms:
         needle = ("\n" + form).encode()
         i = low.find(needle)
-        while i >= 0 and (best < 0 or i < best):
+        while i >= 0:
             j = i + len(needle)
             while j < n and low[j] in (0x20, 0x09):
                 j += 1
             if j < n and low[j] == 0x3A:  # ':'
-                best, best_j = i, j + 1
-                break
+                found.append((i, j + 1))
             i = low.find(needle, i + 1)
-    if best < 0:
-        return None
-    k = low.find(b"\n", best_j)
-    if k < 0:
-        k = n
-    elif k + 1 < n and low[k + 1] in (0x20, 0x09):
-        return False  # RFC 3261 §7.3.1 continuation line
-    return head[best_j - 1 : k - 1].strip()
+    if len(forms) > 1:
+        found.sort()
+    values: list[bytes] = []
+    for _, j in found:
+        k = low.find(b"\n", j)
+        if k < 0:
+            k = n
+        elif k + 1 < n and low[k + 1] in (0x20, 0x09):
+            return None
+        values.append(head[j - 1 : k - 1].strip())
+    return values
 
 
 class Headers:
@@ -126,12 +141,9 @@ class Headers:
             # One header asked for: find it in the raw block rather than split them all.
             if self._low is None:
                 self._low = b"\n" + self._head.lower()
-            raw = scan_first(self._head, self._low, key)
-            if raw is None:
-                return None
-            if raw is not False:
-                assert isinstance(raw, bytes)
-                return decode_text(raw)
+            raw = scan(self._head, self._low, key)
+            if raw is not None:
+                return decode_text(raw[0]) if raw else None
         for n, v in self._load():
             if n == key:
                 return v
@@ -139,6 +151,12 @@ class Headers:
 
     def get_all(self, name: str) -> list[str]:
         key = canonical_name(name)
+        if self._pairs is None:
+            if self._low is None:
+                self._low = b"\n" + self._head.lower()
+            raw = scan(self._head, self._low, key)
+            if raw is not None:
+                return [decode_text(v) for v in raw]
         return [v for n, v in self._load() if n == key]
 
     def items(self) -> list[tuple[str, str]]:
