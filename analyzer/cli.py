@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import IO, Any, TextIO
 
 import click
-from rich.console import Console
 
 from analyzer import __version__
 from analyzer.correlate.model import Kind
@@ -174,7 +173,8 @@ def analyze(
         names = _peer_names(peers_file)
         paths = capture_paths(list(captures))
         with _progress_bar(paths) as tick:
-            result = run(paths, tick)
+            # Without a report the messages are not needed: stream, memory follows open calls.
+            result = run(paths, tick, keep_messages=report_dir is not None)
         reports = select(result, filters)
         if report_dir is not None:
             outdir = Path(report_dir) if report_dir else default_dir(paths[0])
@@ -212,6 +212,7 @@ def _progress_bar(paths: list[str]) -> Iterator[Callable[[int], None] | None]:
     if not sys.stderr.isatty() or "-" in paths:
         yield None
         return
+    from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
     total = sum(os.path.getsize(p) for p in paths if os.path.isfile(p))
