@@ -321,3 +321,12 @@ def export(
     except SipflowError as exc:
         raise cli_error(exc) from None
     click.echo(f"sipflow: wrote {n} frames of {len(reports)} call(s) to {out}", err=True)
+
+
+def _register_live() -> None:
+    from analyzer.live.cli import live
+
+    main.add_command(live)
+
+
+_register_live()

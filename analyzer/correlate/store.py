@@ -99,6 +99,8 @@ class CallStore:
             self.retransmissions += 1
         elif msg.status >= 200:
             self._note_end(conv, msg, method)
+        elif msg.status == 0 and method != "ACK":
+            conv.ended_ns = 0  # a new request (the INVITE after a 407, a re-REGISTER …) reopens it
 
     @staticmethod
     def _note_end(conv: Conversation, msg: SipMessage, method: str) -> None:

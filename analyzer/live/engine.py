@@ -26,6 +26,10 @@ from analyzer.sip.message import SipMessage
 # at the latest when its conversation expires (SETUP_IDLE_NS after it), so older errors
 # cannot matter any more.
 UNREACHABLE_KEEP_NS = SETUP_IDLE_NS + 60_000_000_000
+# A Call-ID that never goes quiet for the store's linger time (a REGISTER refreshed every
+# 20 s on one Call-ID, OPTIONS pings reusing theirs) would stay open for ever, its
+# messages piling up: past this many it is reported as it stands and started afresh.
+MAX_CONVERSATION_MESSAGES = 2_000
 
 
 @dataclass(slots=True)
@@ -53,6 +57,8 @@ class EngineCounters:
     malformed: int = 0
     """SIP-looking bytes that were not a SIP message (the decoder's list, counted and dropped)."""
     reported: int = 0
+    split: int = 0
+    """Conversations reported early because they grew past MAX_CONVERSATION_MESSAGES."""
 
 
 @dataclass(slots=True)
@@ -107,18 +113,24 @@ class LiveEngine:
         if not now:
             return []
         done = self.store.expire(now)
+        convs = self.store.conversations
+        big = [k for k, c in convs.items() if len(c.messages) > MAX_CONVERSATION_MESSAGES]
+        if big:
+            self.counters.split += len(big)
+            done += [convs.pop(k) for k in big]
         return self._diagnose(done, now)
 
-    def finish(self) -> list[CallReport]:
-        """End of input: what the decoder still holds, then every open conversation."""
-        for msg in self.decoder.finish():
-            if self.on_message is not None:
-                self.on_message(msg)
-            self.store.feed(msg)
-            self.clock.seen(msg.origin.ts_ns, self.clock.last_mono_ns)
-        self._prune(self.clock.last_ts_ns)
-        # Judged as `analyze` judges the end of a file: at the newest capture time.
-        return self._diagnose(self.store.finish(), self.clock.last_ts_ns)
+    def finish(self, mono_ns: int | None = None) -> list[CallReport]:
+        """End of input: what the decoder still holds, then every open conversation.
+
+        Judged at capture time now (``mono_ns``): the capture did listen until then, so a
+        request unanswered for longer than Timer B has timed out. Without ``mono_ns``, at
+        the newest capture timestamp, as ``analyze`` judges the end of a file.
+        """
+        self._messages(self.decoder.finish(), None, self.clock.last_mono_ns)
+        now = self.clock.now(mono_ns) if mono_ns is not None else self.clock.last_ts_ns
+        self._prune(now)
+        return self._diagnose(self.store.finish(), now)
 
     def _diagnose(self, conversations: list[Conversation], now: int) -> list[CallReport]:
         icmp: tuple[Unreachable, ...] = tuple(self.decoder.stats.unreachable)

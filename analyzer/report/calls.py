@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from analyzer.analysis import Analysis
 from analyzer.diagnose.verdict import Breaking, CallReport
 from analyzer.report.columns import iso_time
+
+if TYPE_CHECKING:  # pandas only where a DataFrame is asked for: live mode stays small
+    import pandas as pd
+
+    from analyzer.analysis import Analysis
 
 
 def _breaking(b: Breaking | None) -> dict[str, Any] | None:
@@ -153,4 +155,6 @@ def call_row(r: CallReport) -> dict[str, Any]:
 
 
 def calls_dataframe(reports: list[CallReport]) -> pd.DataFrame:
+    import pandas as pd
+
     return pd.DataFrame([call_row(r) for r in reports], columns=list(CALL_COLUMNS))

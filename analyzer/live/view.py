@@ -1,0 +1,113 @@
+"""The live terminal view (rich, on stderr, only when stderr is a terminal; off with --quiet).
+
+:func:`render` is pure: a :class:`ViewState` in, a renderable out (tests print it on a
+fixed-width console). :class:`LiveView` redraws it once a second; one-line call
+summaries and alerts scroll above it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from analyzer.diagnose.verdict import CallReport
+from analyzer.report.columns import iso_time
+from analyzer.report.kpi import Kpis
+
+
+@dataclass(frozen=True, slots=True)
+class ViewState:
+    sources: str
+    uptime_s: float
+    frames: int
+    sip_messages: int
+    open_conversations: int
+    reported: int
+    evicted: int
+    alerts: int
+    dropped: Mapping[str, int]
+    window_s: float
+    kpis: Kpis
+    recent_failed: tuple[CallReport, ...]
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}%"
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.0f} ms"
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def render(st: ViewState) -> RenderableType:
+    head = Text.assemble(
+        ("sipflow live ", "bold"),
+        f"{st.sources}  up {_clock(st.uptime_s)}  {st.frames} frames  {st.sip_messages} SIP  ",
+        (f"{st.open_conversations} in progress", "bold cyan"),
+        f"  {st.reported} reported  {st.evicted} evicted  {st.alerts} alerts",
+    )
+    if st.dropped:
+        head.append("  dropped " + ", ".join(f"{k} {v}" for k, v in sorted(st.dropped.items())), style="yellow")
+    k = st.kpis
+    kpi = Table(title=f"last {st.window_s / 60:g} min", title_justify="left", box=None, pad_edge=False)
+    for name in ("calls", "answered", "failed", "ASR", "NER", "SEER", "ISA", "PDD p50", "PDD p95", "ACD", "regs"):
+        kpi.add_column(name, justify="right")
+    kpi.add_row(
+        str(k.attempts),
+        str(k.answered),
+        str(k.failed),
+        _pct(k.asr),
+        _pct(k.ner),
+        _pct(k.seer),
+        _pct(k.isa),
+        _ms(k.pdd_median_ms),
+        _ms(k.pdd_p95_ms),
+        "-" if k.acd_s is None else f"{k.acd_s:.1f} s",
+        str(k.registrations),
+    )
+    failed = Table(title="recent failed calls", title_justify="left", box=None, pad_edge=False)
+    for name in ("end", "caller", "callee", "outcome", "breaking response", "rule", "hop"):
+        failed.add_column(name, overflow="ellipsis", no_wrap=True)
+    for r in reversed(st.recent_failed):
+        b = r.breaking
+        what = "" if b is None else (f"{b.code} {b.reason}".strip() if b.code else f"{b.method} unanswered")
+        failed.add_row(
+            iso_time(r.end_ns)[11:19],
+            r.caller or r.caller_addr,
+            r.callee or r.callee_addr,
+            str(r.outcome),
+            what,
+            b.rule if b else "",
+            b.hop if b else "",
+        )
+    return Group(head, kpi, failed)
+
+
+class LiveView:
+    """rich.Live on a stderr console, redrawn by the caller (no refresh thread)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._live = Live(console=console, auto_refresh=False, transient=True, redirect_stdout=False)
+
+    def start(self) -> None:
+        self._live.start()
+
+    def update(self, state: ViewState) -> None:
+        self._live.update(render(state), refresh=True)
+
+    def print(self, line: str) -> None:
+        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    def stop(self) -> None:
+        self._live.stop()
