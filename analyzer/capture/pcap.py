@@ -30,7 +30,7 @@ def read_pcap(stream: BinaryIO, head: bytes, stats: CaptureStats) -> Iterator[Ra
     """Frames of a pcap file whose first bytes ``head`` were already read."""
     head += _read_exact(stream, FILE_HEADER_LEN - len(head))
     if len(head) < FILE_HEADER_LEN:
-        raise CaptureFormatError("pcap file header is cut short")
+        raise CaptureFormatError(f"{stats.path}: pcap file header is cut short")
     order, scale = MAGICS[head[:4]]
     _snaplen, linktype = struct.unpack(order + "II", head[16:24])
     linktype &= 0x03FF_FFFF  # upper bits hold the FCS length (pcap-linktype(7))
@@ -70,6 +70,8 @@ def _records(stream: BinaryIO, order: str, scale: int, linktype: int, stats: Cap
             end = pos + RECORD_HEADER_LEN + incl
             if end > n:
                 break
+            if incl < orig:
+                stats.cut_frames += 1
             yield (sec * 1_000_000_000 + frac * scale, linktype, buf[pos + RECORD_HEADER_LEN : end], orig)
             pos = end
     if pos < len(buf):

@@ -8,7 +8,7 @@ are skipped and counted.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -70,10 +70,11 @@ class _Reader:
         while self._fill(12):
             btype, blen = struct.unpack_from(self.order + "II", self.buf, self.pos)
             if btype == SHB:
-                self._section_order()
+                if not self._guarded(self._section_order):
+                    return
                 btype, blen = struct.unpack_from(self.order + "II", self.buf, self.pos)
             elif self.first:
-                raise CaptureFormatError("pcapng file does not start with a Section Header Block")
+                raise CaptureFormatError(f"{self.stats.path}: pcapng file does not start with a Section Header Block")
             self.first = False
             if blen < 12 or blen % 4 or blen > MAX_BLOCK:
                 self._stop(f"block at byte {self.offset + self.pos} has a bad length {blen}")
@@ -91,18 +92,35 @@ class _Reader:
                 if frame is not None:
                     yield frame
                 continue
+            at = self.offset + self.pos
             body = self.buf[self.pos + 8 : self.pos + blen - 4]
             self.pos += blen
-            frame = self._block(btype, body)
+            try:
+                frame = self._block(btype, body)
+            except CaptureFormatError as exc:
+                self._stop(f"block at byte {at}: {exc}")
+                return
             if frame is not None:
                 yield frame
         if self.first:
-            raise CaptureFormatError("pcapng section header is cut short")
+            raise CaptureFormatError(f"{self.stats.path}: pcapng section header is cut short")
         if self.pos < len(self.buf):
             self._stop(f"last block cut short at byte {self.offset + self.pos}")
 
     def _stop(self, why: str) -> None:
         self.stats.stop(why)
+
+    def _guarded(self, read: Callable[[], None]) -> bool:
+        """Run ``read``; a broken first section header is an error (nothing was read yet), a
+        broken later one stops reading with a warning and keeps the frames before it."""
+        try:
+            read()
+        except CaptureFormatError as exc:
+            if self.first:
+                raise CaptureFormatError(f"{self.stats.path}: {exc}") from None
+            self._stop(f"block at byte {self.offset + self.pos}: {exc}")
+            return False
+        return True
 
     def _section_order(self) -> None:
         """Read the byte-order magic of a new section (it decides how to read the rest)."""
@@ -161,6 +179,8 @@ class _Reader:
         (origlen,) = struct.unpack_from(self.order + "I", body, 0)
         iface = self.interfaces[0]
         caplen = min(origlen, iface.snaplen or origlen, len(body) - 4)
+        if caplen < origlen:
+            self.stats.cut_frames += 1
         # SPB has no timestamp: the frame gets 0 ns, as Wireshark shows it.
         return (0, iface.linktype, body[4 : 4 + caplen], origlen)
 
@@ -168,6 +188,8 @@ class _Reader:
         if ifid >= len(self.interfaces):
             self.stats.skipped_blocks += 1
             return None
+        if len(data) < origlen:
+            self.stats.cut_frames += 1
         i = self.interfaces[ifid]
         ns = ts * 1000000000 >> i.ts_shift if i.ts_shift else ts * i.ts_mul // i.ts_div
         return (ns + i.ts_offset_ns, i.linktype, data, origlen)

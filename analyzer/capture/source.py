@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -20,6 +21,9 @@ from analyzer.errors import CaptureFormatError, CaptureOpenError
 
 GZIP_MAGIC = b"\x1f\x8b"
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+# What gzip raises on a damaged or cut-short member: a bad header (BadGzipFile), a bad
+# deflate stream (zlib.error, which is not an OSError), or the end of the input (EOFError).
+GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error, OSError)
 
 
 @contextlib.contextmanager
@@ -42,10 +46,19 @@ def open_stream(path: str | Path) -> Iterator[BinaryIO]:
 def read_frames(stream: BinaryIO, stats: CaptureStats) -> Iterator[RawFrame]:
     """Frames of a capture stream; detects gzip, pcap and pcapng by their magic numbers."""
     head = stream.read(4)
-    if head[:2] == GZIP_MAGIC:
-        stream = _gunzip(stream, head)
-        head = stream.read(4)
-        stats.format = "+gzip"
+    if head[:2] != GZIP_MAGIC:
+        return _by_magic(stream, head, stats)
+    stream = _gunzip(stream, head)
+    stats.format = "+gzip"
+    try:
+        # The capture's own header is read here, before any frame: damage this early
+        # leaves nothing to keep, so it is a format error rather than a warning.
+        return _by_magic(stream, stream.read(4), stats)
+    except GZIP_ERRORS as exc:
+        raise CaptureFormatError(f"{stats.path}: compressed data is damaged or cut short ({exc})") from None
+
+
+def _by_magic(stream: BinaryIO, head: bytes, stats: CaptureStats) -> Iterator[RawFrame]:
     if head in MAGICS:
         stats.format = ("pcap-ns" if MAGICS[head][1] == 1 else "pcap") + stats.format
         return _guard(read_pcap(stream, head, stats), stats)
@@ -65,7 +78,7 @@ def _guard(frames: Iterator[RawFrame], stats: CaptureStats) -> Iterator[RawFrame
     """Turn a damaged compressed stream into a warning: keep what was read before it."""
     try:
         yield from frames
-    except (EOFError, gzip.BadGzipFile, OSError) as exc:
+    except GZIP_ERRORS as exc:
         stats.stop(f"compressed data is damaged or cut short ({exc})")
 
 

@@ -20,6 +20,9 @@ class CaptureStats:
     """Why reading stopped before the end of the file (truncated or corrupt), else empty."""
     skipped_blocks: int = 0
     """pcapng blocks of unknown or unused types that were skipped."""
+    cut_frames: int = 0
+    """Frames captured shorter than they were on the wire (the capture's snap length):
+    what they carried is incomplete."""
 
     def stop(self, why: str) -> None:
         self.warning = why

@@ -153,12 +153,15 @@ class Decoder:
         src = addr.get(data[26:30]) or self._add_addr(data[26:30])
         dst = addr.get(data[30:34]) or self._add_addr(data[30:34])
         origin = Origin(number, (number,), ts_ns, src, sport, dst, dport, "udp", "")
-        return self._udp_sip(payload, origin)
+        return self._udp_sip(payload, origin, cut=end > len(data))
 
-    def _udp_sip(self, payload: bytes, origin: Origin) -> list[SipMessage]:
-        """One datagram's SIP message (RFC 3261 §18.3: one message per datagram)."""
+    def _udp_sip(self, payload: bytes, origin: Origin, cut: bool = False) -> list[SipMessage]:
+        """One datagram's SIP message (RFC 3261 §18.3: one message per datagram).
+
+        ``cut``: the IP or UDP length says more than was captured (a snap length).
+        """
         out: list[SipMessage] = []
-        if not self._sip(payload, origin, out, quiet=True):
+        if not self._sip(payload, origin, out, quiet=True, cut=cut):
             return self._skip("sip-malformed")
         if not out:
             return self._skip("keepalive" if payload in _KEEPALIVES else "udp-not-sip")
@@ -283,7 +286,7 @@ class Decoder:
         if payload[0] in (0x02, 0x48) and hep_mod.is_hep(payload):
             return self._hep(payload, ctx)
         origin = self._origin(pkt, sport, dport, "udp", ctx)
-        return self._udp_sip(payload, origin)
+        return self._udp_sip(payload, origin, cut=ulen > len(seg))
 
     def _tcp(self, pkt: ip_mod.IpPacket, ctx: _Ctx) -> list[SipMessage]:
         seg = pkt.payload
@@ -374,11 +377,14 @@ class Decoder:
         return out
 
     # -- SIP -------------------------------------------------------------------------
-    def _sip(self, data: bytes, origin: Origin, out: list[SipMessage], quiet: bool = False) -> bool:
+    def _sip(self, data: bytes, origin: Origin, out: list[SipMessage], quiet: bool = False, cut: bool = False) -> bool:
         """Parse one framed message into ``out``.
 
         A failure is listed as malformed (and False returned) unless ``quiet`` and the
         bytes are plainly not SIP (no start line at all), which returns True, adding nothing.
+        A message ``cut`` short by the capture's snap length is kept (with the defect
+        ``cut-short``) only when its Call-ID survived the cut: without one it belongs to
+        no call, so it is listed as malformed (``sip-cut-short``) instead.
         """
         try:
             msg = parse_message(data, origin)
@@ -387,6 +393,12 @@ class Decoder:
                 return True
             self.stats.malformed.append(Malformed(origin.frame, origin.frames, exc.reason, exc.detail))
             return False
+        if cut:
+            if not msg.call_id:
+                detail = f"{len(data)} bytes captured: {msg.label} {msg.uri}".rstrip()
+                self.stats.malformed.append(Malformed(origin.frame, origin.frames, "sip-cut-short", detail))
+                return False
+            msg = msg._replace(defects=(*msg.defects, "cut-short"))
         self.stats.sip_messages += 1
         if not out:
             self.stats.frames_by_reason["sip"] += 1

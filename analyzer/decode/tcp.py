@@ -52,6 +52,10 @@ class TcpStream:
     retransmitted: int = 0
     gaps: int = 0
     ws: object | None = None
+    in_junk: bool = False
+    """The last piece given out was junk and no message came since."""
+    junk_bytes: int = 0
+    """Junk that followed other junk: counted, not given out again (one report per run)."""
 
     def push(self, seq: int, data: bytes, frame: int) -> list[Piece]:
         d = _seq_diff(seq, self.next_seq)
@@ -141,7 +145,14 @@ class TcpStream:
             verdict, end = framing.frame_message(self.buf, 0)
             if verdict == framing.NEED:
                 break
-            pieces.append(self._consume(end, "message" if verdict == framing.MESSAGE else "junk"))
+            piece = self._consume(end, "message" if verdict == framing.MESSAGE else "junk")
+            if piece.kind == "junk" and self.in_junk:
+                # A stream that never frames (endless headers, binary) would otherwise give
+                # one report per segment, without bound: a run of junk is reported once.
+                self.junk_bytes += len(piece.data)
+                continue
+            self.in_junk = piece.kind == "junk"
+            pieces.append(piece)
         return pieces
 
     def _extract_handshake(self) -> list[Piece]:
@@ -187,6 +198,8 @@ class TcpTable:
     streams: dict[FlowKey, TcpStream] = field(default_factory=dict)
     evicted: int = 0
     retransmitted: int = 0
+    junk_bytes: int = 0
+    """Bytes of junk runs past their first report (see ``TcpStream.junk_bytes``)."""
 
     def segment(self, key: FlowKey, seq: int, flags: int, data: bytes, frame: int) -> list[Piece]:
         stream = self.streams.get(key)
@@ -199,6 +212,7 @@ class TcpTable:
             if flags & 0x05:  # FIN or RST: the direction is over
                 pieces += stream.close()
                 self.retransmitted += stream.retransmitted
+                self.junk_bytes += stream.junk_bytes
                 del self.streams[key]
         return pieces
 
@@ -223,5 +237,6 @@ class TcpTable:
         for stream in self.streams.values():
             pieces += stream.close()
             self.retransmitted += stream.retransmitted
+            self.junk_bytes += stream.junk_bytes
         self.streams.clear()
         return pieces

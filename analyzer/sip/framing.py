@@ -68,6 +68,14 @@ def frame_message(
 
 
 def resync(buf: bytes, pos: int) -> int:
-    """Offset of the next line that can start a SIP message after ``pos``, else len(buf)."""
+    """Offset of the next line that can start a SIP message after ``pos``.
+
+    Without one, the offset of the last line when it is still open (no newline yet): the
+    end of the buffer may have cut a start line in two, and its rest is still to come.
+    Else ``len(buf)``. Always past ``pos`` when a newline follows ``pos``.
+    """
     m = _RESYNC.search(buf, pos)
-    return m.end() if m else len(buf)
+    if m:
+        return m.end()
+    last = buf.rfind(b"\n", pos)
+    return last + 1 if last >= 0 else len(buf)

@@ -89,13 +89,29 @@ def header_value(data: bytes, low: bytes, base: int, names: tuple[bytes, ...]) -
     return None
 
 
+# Any Content-Length past this is read as this: more than any transport can carry, and
+# small enough that int() never meets Python's limit on long digit strings (4300 digits).
+HUGE_LENGTH = 1 << 62
+
+
+def length_value(value: bytes | None) -> int | None:
+    """A Content-Length value (RFC 3261 §20.14: 1*DIGIT) as a number; None when not digits.
+
+    Leading zeros are allowed by the grammar; a number of more than 18 digits is taken
+    as :data:`HUGE_LENGTH` rather than converted.
+    """
+    if value is None or not value.isdigit():
+        return None
+    digits = value.lstrip(b"0")
+    return int(digits or b"0") if len(digits) <= 18 else HUGE_LENGTH
+
+
 def content_length(data: bytes, end: int) -> int | None:
     """Content-Length from the header block ``data[:end]``, None when absent or not a number."""
     start = data.find(b"\n")
     if start < 0 or start >= end:
         return None
-    value = header_value(data, data[start:end].lower(), start, _CONTENT_LENGTH_NAMES)
-    return int(value) if value is not None and value.isdigit() else None
+    return length_value(header_value(data, data[start:end].lower(), start, _CONTENT_LENGTH_NAMES))
 
 
 def _cseq(value: bytes) -> tuple[int, str, bool]:
@@ -134,8 +150,7 @@ def parse_message(data: bytes, origin: Origin) -> SipMessage:
     if not valid:
         defects.append("bad-cseq" if raw_cseq is not None else "no-cseq")
     body = data[bstart:]
-    raw_clen = header_value(data, low, base, _CONTENT_LENGTH_NAMES)
-    clen = int(raw_clen) if raw_clen is not None and raw_clen.isdigit() else None
+    clen = length_value(header_value(data, low, base, _CONTENT_LENGTH_NAMES))
     if clen is not None:
         if clen < len(body):
             body = body[:clen]  # RFC 3261 §18.3: extra octets after the body are discarded
