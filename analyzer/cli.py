@@ -200,6 +200,13 @@ def analyze(
     output.flush()
     if result.warning:
         click.echo(f"sipflow: warning: reading stopped early: {result.warning}", err=True)
+    cut = sum(1 for m in result.stats.malformed if m.reason == "sip-cut-short")
+    if cut:
+        click.echo(
+            f"sipflow: warning: {cut} SIP message(s) cut short by the capture's snap length lost their Call-ID "
+            "and belong to no call (capture with -s 0)",
+            err=True,
+        )
     failed = [expr for expr in fail_on if holds(expr, reports)]
     if failed:
         click.echo(f"sipflow: --fail-on holds: {'; '.join(failed)}", err=True)

@@ -343,11 +343,6 @@ def test_snap_length_cut_keeps_no_call_without_its_call_id(sample_pcaps: Path, t
     assert shown[-1] == "  malformed frame 23 (23): sip-cut-short '58 bytes captured: 200 OK'"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs analyzer/cli.py (and Analysis) to print CaptureStats.cut_frames: "
-    "`analyze` says nothing on stderr about a snap-length cut",
-)
 def test_snap_length_cut_is_named_by_analyze(sample_pcaps: Path, tmp_path: Path) -> None:
     snapped = tmp_path / "snap100.pcap"
     tool("editcap", "-s", "100", sample_pcaps / "udp_call.pcap", snapped)
