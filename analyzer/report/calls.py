@@ -127,31 +127,22 @@ CALL_COLUMNS = (
 
 
 def call_row(r: CallReport) -> dict[str, Any]:
-    b = r.breaking
-    return {
-        "call_id": r.call_id,
-        "kind": str(r.kind),
-        "outcome": str(r.outcome),
-        "start": iso_time(r.start_ns),
-        "end": iso_time(r.end_ns),
-        "caller": r.caller,
-        "callee": r.callee,
-        "final_code": r.final_code,
-        "final_reason": r.final_reason,
-        "breaking_frame": b.frame if b else None,
-        "breaking_code": b.code if b else None,
-        "breaking_rule": b.rule if b else None,
-        "breaking_hop": b.hop if b else None,
-        "explanation": b.explanation if b else None,
-        "hint": b.hint if b else None,
-        "pdd_ms": r.timings.pdd_ms,
-        "setup_ms": r.timings.setup_ms,
-        "duration_s": r.timings.duration_s,
-        "hung_up_by": r.timings.hung_up_by,
-        "rrd_ms": r.timings.rrd_ms,
-        "messages": r.messages,
-        "retransmissions": r.retransmissions,
+    """The flat CSV/DataFrame row: :func:`call_dict` with ``final`` and ``breaking`` spread out."""
+    d = call_dict(r)
+    final = d["final"] or {}
+    b = d["breaking"] or {}
+    flat = {
+        **d,
+        "final_code": final.get("code"),
+        "final_reason": final.get("reason", ""),
+        "breaking_frame": b.get("frame"),
+        "breaking_code": b.get("code"),
+        "breaking_rule": b.get("rule"),
+        "breaking_hop": b.get("hop"),
+        "explanation": b.get("explanation"),
+        "hint": b.get("hint"),
     }
+    return {name: flat[name] for name in CALL_COLUMNS}
 
 
 def calls_dataframe(reports: list[CallReport]) -> pd.DataFrame:

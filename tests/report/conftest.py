@@ -23,15 +23,10 @@ from typing import Any
 
 import pytest
 
+from analyzer.report.html import CHROMIUM_FLAGS as REPORT_FLAGS
+
 CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
+    *(f for f in REPORT_FLAGS if f != "--hide-scrollbars"),
     "--disable-extensions",
     "--disable-default-apps",
     "--mute-audio",
