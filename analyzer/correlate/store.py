@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from analyzer.correlate.model import Conversation, Kind, Transaction, TxKey, hostport
-from analyzer.sip.fields import name_addr, split_commas
+from analyzer.sip.fields import split_commas
 from analyzer.sip.message import SipMessage
 
 # Methods that make up an INVITE dialog's life; anything else inside a Call-ID that
@@ -46,6 +46,10 @@ def _idle_limit(conv: Conversation) -> int:
 
 def top_branch(msg: SipMessage) -> str:
     """Top Via branch; for RFC 2543 peers (no magic cookie) a key made of what §17.2.3 matches on."""
+    return msg.headers.memo("@branch", lambda: _top_branch(msg))
+
+
+def _top_branch(msg: SipMessage) -> str:
     via = msg.headers.get("via")
     if via is None:
         return "-"
@@ -59,8 +63,7 @@ def top_branch(msg: SipMessage) -> str:
     if branch.startswith(MAGIC_COOKIE):
         return branch
     sent_by = top.split(";", 1)[0].strip()
-    tag = name_addr(msg.headers.get("from"))
-    return f"2543|{sent_by}|{branch}|{tag.tag if tag else ''}"
+    return f"2543|{sent_by}|{branch}|{msg.from_tag}"
 
 
 # How long a conversation stays open after its last message (live mode), by state:

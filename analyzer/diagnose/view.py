@@ -9,18 +9,15 @@ from dataclasses import dataclass
 
 from analyzer.correlate.model import Conversation, Transaction
 from analyzer.correlate.state import Event, final_event
-from analyzer.sip.fields import name_addr
 from analyzer.sip.message import SipMessage
 
 
 def to_tag(msg: SipMessage) -> str:
-    na = name_addr(msg.headers.get("to"))
-    return na.tag if na else ""
+    return msg.to_tag
 
 
 def from_tag(msg: SipMessage) -> str:
-    na = name_addr(msg.headers.get("from"))
-    return na.tag if na else ""
+    return msg.from_tag
 
 
 @dataclass(frozen=True, slots=True)

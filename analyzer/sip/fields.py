@@ -363,6 +363,26 @@ def name_addr(value: str | None) -> NameAddr | None:
     return NameAddr(display, uri, parse_uri(uri), _first(params, "tag") or "", params)
 
 
+def header_tag(value: str | None) -> str:
+    """The ``tag`` parameter of a From or To value: ``name_addr(value).tag``, without
+    taking the URI apart when nothing can hide a ``>`` or a second value (no quotes, no
+    commas). The correlator and the diagnosis ask for tags of every message."""
+    if not value:
+        return ""
+    if '"' in value or "," in value:
+        na = name_addr(value)
+        return na.tag if na else ""
+    lt = value.find("<")
+    if lt >= 0:
+        gt = value.find(">", lt)
+        tail = value[gt + 1 :] if gt >= 0 else ""
+    else:
+        tail = value.partition(";")[2]  # a bare addr-spec: its params are the header's (§20.10)
+    if "tag" not in tail.lower():
+        return ""
+    return _first(_params(tail), "tag") or ""
+
+
 # -- Via -------------------------------------------------------------------------------
 def _via(text: str) -> Via:
     # RFC 3261 §20.42: sent-protocol LWS sent-by *( SEMI via-params ); LWS is allowed

@@ -6,7 +6,10 @@ read Call-ID and CSeq is first asked for, so listing messages never pays for it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+_T = TypeVar("_T")
 
 # RFC 3261 §7.3.3 and the IANA header-field registry: compact form -> full name.
 COMPACT_FORMS: dict[str, str] = {
@@ -121,43 +124,67 @@ class Headers:
     Names are looked up case-insensitively, compact forms included. ``get`` returns
     the first occurrence; ``get_all`` every occurrence in order (a comma-joined
     multi-value header stays one value: split it with ``analyzer.sip.fields``).
+    Each header is looked up once: the values, and what later layers parse from them
+    (:meth:`memo`), are kept, because the correlator and the diagnosis ask for the same
+    From, To and Via many times per message.
     """
 
-    __slots__ = ("_head", "_low", "_pairs")
+    __slots__ = ("_data", "_end", "_found", "_pairs", "_start")
 
-    def __init__(self, head: bytes) -> None:
-        self._head = head
-        self._low: bytes | None = None
+    def __init__(self, data: bytes, start: int = 0, end: int | None = None) -> None:
+        # The block is ``data[start:end]``: the message's raw bytes are shared, not copied
+        # (a call store holds every message of an open call).
+        self._data = data
+        self._start = start
+        self._end = len(data) if end is None else end
         self._pairs: list[tuple[str, str]] | None = None
+        self._found: dict[str, object] | None = None
+
+    def _head(self) -> bytes:
+        return self._data[self._start : self._end]
 
     def _load(self) -> list[tuple[str, str]]:
         if self._pairs is None:
-            self._pairs = split_header_lines(decode_text(self._head))
+            self._pairs = split_header_lines(decode_text(self._head()))
         return self._pairs
 
-    def get(self, name: str) -> str | None:
+    def _values(self, name: str) -> tuple[str, ...]:
+        found = self._found
+        if found is None:
+            found = self._found = {}
+        else:
+            hit = found.get(name)
+            if hit is not None:
+                return hit  # type: ignore[return-value]
         key = canonical_name(name)
+        values: tuple[str, ...] | None = None
         if self._pairs is None:
             # One header asked for: find it in the raw block rather than split them all.
-            if self._low is None:
-                self._low = b"\n" + self._head.lower()
-            raw = scan(self._head, self._low, key)
+            head = self._head()
+            raw = scan(head, b"\n" + head.lower(), key)
             if raw is not None:
-                return decode_text(raw[0]) if raw else None
-        for n, v in self._load():
-            if n == key:
-                return v
-        return None
+                values = tuple(decode_text(v) for v in raw)
+        if values is None:
+            values = tuple(v for n, v in self._load() if n == key)
+        found[name] = values
+        return values
+
+    def get(self, name: str) -> str | None:
+        values = self._values(name)
+        return values[0] if values else None
 
     def get_all(self, name: str) -> list[str]:
-        key = canonical_name(name)
-        if self._pairs is None:
-            if self._low is None:
-                self._low = b"\n" + self._head.lower()
-            raw = scan(self._head, self._low, key)
-            if raw is not None:
-                return [decode_text(v) for v in raw]
-        return [v for n, v in self._load() if n == key]
+        return list(self._values(name))
+
+    def memo(self, key: str, make: Callable[[], _T]) -> _T:
+        """What ``make`` parses from these headers, made once (``key`` names it: ``"@to"``)."""
+        found = self._found
+        if found is None:
+            found = self._found = {}
+        elif key in found:
+            return found[key]  # type: ignore[return-value]
+        value = found[key] = make()
+        return value
 
     def items(self) -> list[tuple[str, str]]:
         return list(self._load())

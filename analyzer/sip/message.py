@@ -90,25 +90,43 @@ class SipMessage(NamedTuple):
     def from_(self) -> NameAddr | None:
         from analyzer.sip import fields
 
-        return fields.name_addr(self.headers.get("from"))
+        h = self.headers
+        return h.memo("@from", lambda: fields.name_addr(h.get("from")))
 
     @property
     def to(self) -> NameAddr | None:
         from analyzer.sip import fields
 
-        return fields.name_addr(self.headers.get("to"))
+        h = self.headers
+        return h.memo("@to", lambda: fields.name_addr(h.get("to")))
+
+    @property
+    def from_tag(self) -> str:
+        from analyzer.sip import fields
+
+        h = self.headers
+        return h.memo("@fromtag", lambda: fields.header_tag(h.get("from")))
+
+    @property
+    def to_tag(self) -> str:
+        from analyzer.sip import fields
+
+        h = self.headers
+        return h.memo("@totag", lambda: fields.header_tag(h.get("to")))
 
     @property
     def vias(self) -> tuple[Via, ...]:
         from analyzer.sip import fields
 
-        return fields.vias(self.headers.get_all("via"))
+        h = self.headers
+        return h.memo("@via", lambda: fields.vias(h.get_all("via")))
 
     @property
     def contact(self) -> NameAddr | None:
         from analyzer.sip import fields
 
-        return fields.name_addr(self.headers.get("contact"))
+        h = self.headers
+        return h.memo("@contact", lambda: fields.name_addr(h.get("contact")))
 
     @property
     def reasons(self) -> tuple[ReasonInfo, ...]:
@@ -155,4 +173,5 @@ class SipMessage(NamedTuple):
         ctype = (self.headers.get("content-type") or "").lower()
         if not self.body or "sdp" not in ctype:
             return None
-        return parse_sdp(self.body)
+        body = self.body
+        return self.headers.memo("@sdp", lambda: parse_sdp(body))

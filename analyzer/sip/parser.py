@@ -170,7 +170,7 @@ def parse_message(data: bytes, origin: Origin) -> SipMessage:
         call_id,
         cseq,
         cseq_method,
-        Headers(data[line_end:hend]),
+        Headers(data, line_end, hend),
         body,
         data,
         tuple(defects) if defects else (),

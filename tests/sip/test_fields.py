@@ -21,6 +21,7 @@ from analyzer.sip.fields import (
     Via,
     WarningInfo,
     auth,
+    header_tag,
     name_addr,
     parse_cseq,
     parse_int,
@@ -777,3 +778,27 @@ def test_multi_value_parsers_never_raise(values: list[str]) -> None:
 @given(ANY_TEXT, ANY_TEXT)
 def test_auth_never_raises(name: str, value: str) -> None:
     assert isinstance(auth(name, value), AuthInfo)
+
+
+# -- header_tag: the tag without taking the URI apart ------------------------------------
+@pytest.mark.parametrize(
+    ("value", "tag"),
+    [
+        ("<sip:bob@example.com>;tag=a6c85cf", "a6c85cf"),
+        ("Bob <sip:bob@example.com;tag=uri-param>;TAG=header", "header"),
+        ("sip:bob@example.com;tag=bare", "bare"),
+        ('"a>b;tag=no" <sip:bob@example.com>;tag=yes', "yes"),
+        ("<sip:bob@example.com", ""),
+        ("<sip:bob@example.com>", ""),
+        ("", ""),
+        (None, ""),
+    ],
+)
+def test_header_tag(value: str | None, tag: str) -> None:
+    assert header_tag(value) == tag
+
+
+@given(st.text(alphabet='<>;=", tagsip:@bx\t', max_size=40))
+def test_header_tag_is_name_addr_tag(value: str) -> None:
+    na = name_addr(value)
+    assert header_tag(value) == (na.tag if na else "")
