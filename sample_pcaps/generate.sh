@@ -33,6 +33,7 @@ PYTHON=${PYTHON:-python3}
 NS_UAC=sf-uac
 NS_UAS=sf-uas
 NS_PX=sf-px         # the proxy's namespace, in the rule_* captures that go through Kamailio
+NS_UAS2=sf-uas2     # a second callee (phone B), in rule_forking
 UAC_MAC=02:00:5f:00:00:01   # locally administered, fixed so captures differ only in time
 UAS_MAC=02:00:5f:00:00:02
 UAC_V4=198.18.0.1
@@ -49,6 +50,9 @@ CAPTURE_TIMEOUT=90  # seconds, one tcpdump/dumpcap run (stopped long before, nor
 PX_MAC=02:00:5f:00:00:03
 PX_V4=198.18.0.3
 KAMAILIO_CFG=$HERE/kamailio/kamailio.cfg
+SBC_CFG=$HERE/kamailio/sbc_loop.cfg  # the misrouted SBC in sf-uas, rule_loop
+UAS2_MAC=02:00:5f:00:00:04
+UAS2_V4=198.18.0.4
 RULE_TIMEOUT=45      # seconds, one SIPp run in a rule_* capture (Timers B and H take 32 s)
 KAMAILIO_TIMEOUT=60  # seconds, one Kamailio run (stopped after its capture, normally)
 
@@ -84,12 +88,16 @@ CAPTURES=(
     rule_cancelled
     rule_extension_or_media
     rule_final_response
+    rule_loop
+    rule_dialog_gone
+    rule_forking
 )
 
 WORK=""
 CAPTURE_PID=""
 KAMAILIO_PID=""
 RULE_UAS_PID=""
+BG_PIDS=()          # other background runs (the SBC, phone B, a caller): killed on exit
 
 log() { printf '== %s\n' "$*" >&2; }
 die() { printf 'generate.sh: %s\n' "$*" >&2; exit 1; }
@@ -105,7 +113,7 @@ kill_namespace_processes() {
 
 net_down() {
     local ns
-    for ns in "$NS_UAC" "$NS_UAS" "$NS_PX"; do
+    for ns in "$NS_UAC" "$NS_UAS" "$NS_PX" "$NS_UAS2"; do
         if [[ -e /run/netns/$ns ]]; then
             kill_namespace_processes "$ns"
             ip netns del "$ns"
@@ -116,7 +124,7 @@ net_down() {
 cleanup() {
     local rc=$?
     local pid
-    for pid in "$CAPTURE_PID" "$KAMAILIO_PID" "$RULE_UAS_PID"; do
+    for pid in "$CAPTURE_PID" "$KAMAILIO_PID" "$RULE_UAS_PID" "${BG_PIDS[@]}"; do
         if [[ -n $pid ]]; then
             kill "$pid" 2>/dev/null || true
             wait "$pid" 2>/dev/null || true
@@ -920,6 +928,159 @@ capture_rule_final_response() {
     publish "$f"
     expect_messages "$f" 8
     expect_frames "$f" 'sip.Status-Code == 410' 2 2
+}
+
+# bg_wait PID: wait for a run started in the background and forget its pid; returns its
+# exit status.
+bg_wait() {
+    local pid=$1 rc=0 p kept=()
+    wait "$pid" || rc=$?
+    for p in "${BG_PIDS[@]}"; do
+        [[ $p == "$pid" ]] || kept+=("$p")
+    done
+    BG_PIDS=("${kept[@]}")
+    return "$rc"
+}
+
+# sbc_up / sbc_down: the misrouted SBC (kamailio/sbc_loop.cfg) in sf-uas, on 198.18.0.2:5060,
+# started and checked as kamailio_up / kamailio_down do the proxy.
+SBC_PID=""
+sbc_up() {
+    mkdir -p "$WORK/sbc"
+    ip netns exec "$NS_UAS" timeout "$KAMAILIO_TIMEOUT" kamailio -f "$SBC_CFG" -DD -E \
+        -m 32 -M 4 -Y "$WORK/sbc" >"$WORK/sbc.log" 2>&1 &
+    SBC_PID=$!
+    BG_PIDS+=("$SBC_PID")
+    for _ in $(seq 100); do
+        if ip netns exec "$NS_UAS" ss -Hlun "sport = :$SIP_PORT" | grep -q "$UAS_V4"; then
+            sleep 0.5  # the socket is bound before the worker processes start
+            return 0
+        fi
+        kill -0 "$SBC_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$WORK/sbc.log" >&2
+    die "the SBC (kamailio) did not start"
+}
+
+sbc_down() {
+    kill -0 "$SBC_PID" 2>/dev/null || die "the SBC exited early, see $WORK/sbc.log"
+    kill -TERM "$SBC_PID"
+    bg_wait "$SBC_PID" || true
+    SBC_PID=""
+    if grep -E ' (ERROR|CRITICAL|BUG):' "$WORK/sbc.log" >&2; then
+        die "the SBC logged errors, see $WORK/sbc.log"
+    fi
+}
+
+# A routing loop between two stateful proxies: Kamailio (sf-px) relays the call to the
+# trunk, whose SBC (sf-uas) routes it straight back. Every pass decrements Max-Forwards
+# (the SBC caps it at 8 on the way out). Call 1: the proxy has no loop check, so the
+# INVITE goes round until a Max-Forwards of 0 reaches the proxy, which answers 483; the 483
+# is relayed back along every hop. Call 2: the proxy checks for its own Via (RFC 3261
+# section 16.3 step 4) and answers 482 the first time the INVITE comes back.
+capture_rule_loop() {
+    local f=rule_loop.pcap
+    net_up_proxy
+    sbc_up
+    tcpdump_on "$NS_PX" "$f" -i br0
+    kamailio_up
+    rule_uac rule_loop-max_forwards uac_loop.xml 1 "$PX_V4:$SIP_PORT"
+    kamailio_down
+    kamailio_up -A WITH_LOOP_CHECK
+    rule_uac rule_loop-via_check uac_loop.xml 1 "$PX_V4:$SIP_PORT"
+    kamailio_down
+    stop_capture
+    sbc_down
+    publish "$f"
+    # Call 1: 11 INVITEs, 10 100s, 11 483s, 11 ACKs. Call 2: 3 INVITEs, 2 100s, 3 482s, 3 ACKs.
+    expect_messages "$f" 54
+    expect_frames "$f" 'sip.Status-Code == 483 && ip.src == 198.18.0.3 && ip.dst == 198.18.0.1' 1 1
+    expect_frames "$f" 'sip.Status-Code == 482 && ip.src == 198.18.0.3 && ip.dst == 198.18.0.1' 1 1
+    # The INVITE of call 1 crosses br0 11 times: caller -> proxy, then 5 times each way.
+    expect_frames "$f" 'sip.Method == "INVITE" && sip.Call-ID contains "max_forwards"' 11 11
+    expect_frames "$f" 'sip.Method == "INVITE" && sip.Max-Forwards == 0' 1 1
+}
+
+# forgetful_call NAME UAC_SCENARIO RESTARTED_SCENARIO: an answered call whose callee
+# restarts right after the ACK: its SIPp (uas_answer_and_forget.xml) exits and a new one,
+# RESTARTED_SCENARIO, takes the same address before the caller's next request, 2 s later.
+forgetful_call() {
+    local name=$1 uac=$2 restarted=$3 uac_pid
+    rule_uas "$name" uas_answer_and_forget.xml 1
+    rule_uac "$name" "$uac" 1 "$UAS_V4:$SIP_PORT" &
+    uac_pid=$!
+    BG_PIDS+=("$uac_pid")
+    rule_uas_done "$name"
+    rule_uas "$name-restarted" "$restarted" 1
+    bg_wait "$uac_pid" || die "$name: UAC SIPp failed"
+    rule_uas_done "$name-restarted"
+}
+
+capture_rule_dialog_gone() {
+    local f=rule_dialog_gone.pcap
+    net_up 4 1500
+    tcpdump_on "$NS_UAC" "$f" -i uac0
+    forgetful_call rule_dialog_gone-bye uac_bye_481.xml uas_restarted_bye.xml
+    forgetful_call rule_dialog_gone-reinvite uac_reinvite_481.xml uas_restarted_reinvite.xml
+    stop_capture
+    publish "$f"
+    # INVITE 100 180 200 ACK BYE 481; INVITE 100 180 200 ACK re-INVITE 481 ACK.
+    expect_messages "$f" 15
+    expect_frames "$f" 'sip.Status-Code == 481 && sip.CSeq.method == "BYE"' 1 1
+    expect_frames "$f" 'sip.Status-Code == 481 && sip.CSeq.method == "INVITE" && sip.CSeq.seq == 2' 1 1
+}
+
+# net_up_fork: the proxy network plus phone B, sf-uas2 (198.18.0.4), on a third port of br0.
+net_up_fork() {
+    net_up_proxy
+    ns_add "$NS_UAS2" 4
+    ip link add uas0 netns "$NS_UAS2" address "$UAS2_MAC" mtu 1500 type veth \
+        peer name px-uas2 netns "$NS_PX" address 02:00:5f:00:01:04 mtu 1500
+    ip -n "$NS_PX" link set px-uas2 master br0
+    ip -n "$NS_UAS2" addr add "$UAS2_V4/24" dev uas0
+    ip -n "$NS_UAS2" link set uas0 up
+    ip -n "$NS_PX" link set px-uas2 up
+}
+
+# fork_call NAME UAC_SCENARIO PHONE_A_SCENARIO PHONE_B_SCENARIO [UAC_ARG...]: one call
+# through Kamailio (WITH_FORK), which rings phone A (sf-uas) and phone B (sf-uas2) at once.
+fork_call() {
+    local name=$1 uac=$2 phone_a=$3 phone_b=$4 b_pid
+    shift 4
+    rule_sipp "$NS_UAS2" "$name.phone_b" "$phone_b" 1 -i "$UAS2_V4" &
+    b_pid=$!
+    BG_PIDS+=("$b_pid")
+    rule_uas "$name" "$phone_a" 1
+    rule_uac "$name" "$uac" 1 "$PX_V4:$SIP_PORT" "$@"
+    rule_uas_done "$name"
+    bg_wait "$b_pid" || die "$name: phone B SIPp failed"
+}
+
+# Parallel forking. Call 1: both phones ring, A answers after 1 s, Kamailio CANCELs B
+# (200, 487, ACK). Call 2: A is busy (486 at once), B rings and declines (603); Kamailio
+# answers the caller the best response, the 603 (RFC 3261 section 16.7 step 6).
+capture_rule_forking() {
+    local f=rule_forking.pcap
+    net_up_fork
+    kamailio_up -A WITH_FORK
+    tcpdump_on "$NS_PX" "$f" -i br0
+    fork_call rule_forking-answered uac_routed.xml uas_fork_answer.xml uas_cancel.xml
+    dial_list rule_forking-rejected busy
+    fork_call rule_forking-rejected uac_reject.xml uas_reject.xml uas_decline.xml \
+        -inf "$WORK/rule_forking-rejected.csv"
+    stop_capture
+    kamailio_down
+    publish "$f"
+    # Call 1: caller leg INVITE 100 180 180 200 ACK BYE 200, and per phone leg INVITE 100
+    # 180, then A: 200 ACK BYE 200, B: CANCEL 200 487 ACK. Call 2: caller leg INVITE 100 180
+    # 603 ACK, A: INVITE 100 486 ACK, B: INVITE 100 180 603 ACK.
+    expect_messages "$f" 36
+    expect_frames "$f" 'sip.Method == "CANCEL" && ip.src == 198.18.0.3 && ip.dst == 198.18.0.4' 1 1
+    expect_frames "$f" 'sip.Status-Code == 487 && ip.src == 198.18.0.4' 1 1
+    expect_frames "$f" 'sip.Status-Code == 486 && ip.src == 198.18.0.2' 1 1
+    expect_frames "$f" 'sip.Status-Code == 603 && ip.src == 198.18.0.3 && ip.dst == 198.18.0.1' 1 1
+    expect_frames "$f" 'sip.Method == "BYE" && ip.src == 198.18.0.3 && ip.dst == 198.18.0.2' 1 1
 }
 
 # --- main ------------------------------------------------------------------------------

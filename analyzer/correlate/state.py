@@ -55,6 +55,7 @@ class Event(StrEnum):
     ACK = "ACK of 2xx"
     BYE = "BYE"
     BYE_ERROR = "BYE with an error Reason"
+    DIALOG_GONE = "481 to a re-INVITE/UPDATE"
 
 
 S, E = CallState, Event
@@ -87,6 +88,10 @@ CALL_TRANSITIONS: dict[tuple[CallState, Event], CallState] = {
     (S.IN_CALL, E.BYE_ERROR): S.DROPPED,
     (S.CONFIRMED, E.BYE): S.COMPLETED,
     (S.CONFIRMED, E.BYE_ERROR): S.DROPPED,
+    # RFC 3261 §12.2.1.2: a 481 to a request inside the dialog ends the dialog; the far end
+    # lost the call (restart, failover), the caller did not hang up.
+    (S.IN_CALL, E.DIALOG_GONE): S.DROPPED,
+    (S.CONFIRMED, E.DIALOG_GONE): S.DROPPED,
 }
 
 CALL_OUTCOMES: dict[CallState, Outcome] = {

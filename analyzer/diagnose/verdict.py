@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from analyzer.correlate.model import Conversation, Kind, Outcome, Transaction, hostport
-from analyzer.correlate.state import call_outcome, request_outcome, run_call
+from analyzer.correlate.state import Event, call_outcome, request_outcome, run_call
 from analyzer.decode.pipeline import Unreachable
 from analyzer.diagnose.q850 import cause_name
 from analyzer.diagnose.rules import BREAKING_RULES, FINDING_RULES, REQUEST_FINDING_RULES, Finding, RuleInput
 from analyzer.diagnose.timing import Timings, call_timings, registration_timings
 from analyzer.diagnose.view import CallView, call_events, call_view, first_bye
-from analyzer.sip.fields import name_addr, parse_int
+from analyzer.sip.fields import NameAddr, parse_int
 from analyzer.sip.message import SipMessage
 
 _NOT_FAILED = (
@@ -72,8 +72,7 @@ class CallReport:
     """User part of the first request's Request-URI (the dialled number)."""
 
 
-def _user_host(value: str | None) -> str:
-    na = name_addr(value)
+def _user_host(na: NameAddr | None) -> str:
     if na is None or na.parsed is None:
         return na.uri if na is not None else ""
     p = na.parsed
@@ -89,10 +88,11 @@ def diagnose(conv: Conversation, capture_end_ns: int, unreachable: tuple[Unreach
 
 def _call(conv: Conversation, capture_end_ns: int, unreachable: tuple[Unreachable, ...]) -> CallReport:
     view = call_view(conv)
-    state = run_call(call_events(view))
+    gone = dialog_gone(view)
+    state = run_call(_with_dialog_gone(call_events(view)) if gone is not None else call_events(view))
     tx = view.deciding
     outcome = call_outcome(state, tx.first_ns, tx.last_ns, capture_end_ns) if tx is not None else _midcall(conv)
-    msg = _breaking_message(conv, view, outcome, tx)
+    msg = _breaking_message(conv, view, outcome, tx, gone)
     breaking = _breaking(RuleInput(conv, view, outcome, msg, tx, unreachable))
     findings = [f for rule in FINDING_RULES for f in rule(conv, view)]
     final = tx.final if tx is not None else None
@@ -106,11 +106,40 @@ def _midcall(conv: Conversation) -> Outcome:
     return Outcome.ANSWERED if conv.by_method("BYE") or conv.acked else Outcome.IN_PROGRESS
 
 
+def dialog_gone(view: CallView) -> SipMessage | None:
+    """The 481 that ended an answered call: the final response to a re-INVITE or UPDATE sent
+    after the answer and before any BYE. RFC 3261 §12.2.1.2: a 481 to a request inside a
+    dialog means the far end no longer has it, and the UAC ends the dialog. (A 481 to the
+    BYE itself ends nothing more: the caller was hanging up anyway.)"""
+    answered = view.answered_tx()
+    if answered is None or answered.final is None:
+        return None
+    answer_ns = answered.final.origin.ts_ns
+    bye = first_bye(view.conv)
+    txs = sorted((*view.reinvites, *view.conv.by_method("UPDATE")), key=lambda t: t.first_ns)
+    for t in txs:
+        final = t.final
+        if final is None or final.status != 481 or t.first_ns < answer_ns:
+            continue
+        return final if bye is None or t.first_ns < bye.first_ns else None
+    return None
+
+
+def _with_dialog_gone(events: list[Event]) -> list[Event]:
+    """``events`` with the 481 of :func:`dialog_gone` in its place: after the answer and
+    before the first BYE, the only events that can follow it."""
+    byes = [n for n, e in enumerate(events) if e in (Event.BYE, Event.BYE_ERROR)]
+    at = byes[0] if byes else len(events)
+    return [*events[:at], Event.DIALOG_GONE, *events[at:]]
+
+
 def _breaking_message(
-    conv: Conversation, view: CallView, outcome: Outcome, tx: Transaction | None
+    conv: Conversation, view: CallView, outcome: Outcome, tx: Transaction | None, gone: SipMessage | None
 ) -> SipMessage | None:
     if outcome in _NOT_FAILED or tx is None:
         return None
+    if outcome is Outcome.DROPPED and gone is not None:
+        return gone
     if outcome is Outcome.DROPPED:
         bye = first_bye(conv)
         return bye.request if bye is not None else None
@@ -247,8 +276,8 @@ def _report(
         state=state,
         start_ns=conv.start_ns,
         end_ns=conv.end_ns,
-        caller=_user_host(first.headers.get("from")),
-        callee=_user_host(first.headers.get("to")),
+        caller=_user_host(first.from_),
+        callee=_user_host(first.to),
         caller_addr=addrs[0],
         callee_addr=addrs[1],
         final_code=final.status if final is not None else None,

@@ -100,3 +100,65 @@ def test_python_api_gives_objects_and_dataframes(shared_pcaps: Path) -> None:
     ]
     assert list(frame["breaking_code"].fillna(0).astype(int)) == [401, 0, 403, 0, 403, 480]
     assert a.messages_frame.shape == (81, 10)
+
+
+def test_481_to_a_reinvite_drops_the_call_but_481_to_bye_does_not(sample_pcaps: Path) -> None:
+    # The callee restarted after answering (sample_pcaps/rule_dialog_gone.pcap).
+    bye, reinvite = analyze(sample_pcaps / "rule_dialog_gone.pcap").calls
+    assert (bye.call_id, str(bye.outcome), bye.breaking) == ("1-rule_dialog_gone-bye@198.18.0.1", "answered", None)
+    assert [(f.rule, f.severity, f.code) for f in bye.findings] == [("call_leg_gone", "warning", 481)]
+    assert reinvite.call_id == "1-rule_dialog_gone-reinvite@198.18.0.1"
+    assert (str(reinvite.outcome), reinvite.final_code) == ("dropped", 200)
+    assert reinvite.breaking is not None
+    assert (reinvite.breaking.code, reinvite.breaking.method, reinvite.breaking.cseq, reinvite.breaking.rule) == (
+        481,
+        "INVITE",
+        2,
+        "call_leg_gone",
+    )
+    assert reinvite.breaking.explanation == (
+        "The INVITE (CSeq 2) inside the answered call got 481: the other side no longer knows this dialog "
+        "(it restarted, failed over or already ended the call), so the call is over."
+    )
+    # One finding for the 481, not also a "re-INVITE failed".
+    assert [f.rule for f in reinvite.findings] == ["call_leg_gone"]
+
+
+def test_dialog_gone_event_ends_only_an_answered_call() -> None:
+    from analyzer.correlate.state import CallState, Event, run_call
+
+    answered = [Event.INVITE, Event.RINGING, Event.ANSWERED, Event.ACK]
+    assert run_call([*answered, Event.DIALOG_GONE, Event.BYE]) is CallState.DROPPED
+    assert run_call([*answered, Event.BYE, Event.DIALOG_GONE]) is CallState.COMPLETED
+    assert run_call([Event.INVITE, Event.RINGING, Event.DIALOG_GONE]) is CallState.RINGING
+
+
+def test_forked_names_the_proxy_branches(sample_pcaps: Path) -> None:
+    answered, rejected = analyze(sample_pcaps / "rule_forking.pcap").calls
+    # The To tags hold SIPp's pid, so they change when the capture is regenerated.
+    (finding,) = answered.findings
+    assert finding.rule == "forked"
+    assert finding.explanation.startswith(
+        "The INVITE (CSeq 1) forked: to 2 branches from 198.18.0.3:5060: 198.18.0.2:5060 200, "
+        "198.18.0.4:5060 487; 2 early dialogs answered (To tags '"
+    )
+    assert finding.explanation.endswith("'); the caller got 200.")
+    assert answered.breaking is None
+    # Only phone B rang, so the caller saw one early dialog; the proxy's legs show the fork.
+    assert [f.explanation for f in rejected.findings] == [
+        "The INVITE (CSeq 1) forked: to 2 branches from 198.18.0.3:5060: 198.18.0.2:5060 486, "
+        "198.18.0.4:5060 603; the caller got 603."
+    ]
+
+
+def test_loop_counts_the_relays(sample_pcaps: Path) -> None:
+    too_many_hops, loop_detected = analyze(sample_pcaps / "rule_loop.pcap").calls
+    assert too_many_hops.breaking is not None and loop_detected.breaking is not None
+    assert too_many_hops.breaking.explanation == (
+        "483 Too Many Hops: the request went round in a routing loop. It was relayed 10 times between "
+        "198.18.0.3:5060 and 198.18.0.2:5060. It came from 198.18.0.3:5060."
+    )
+    assert loop_detected.breaking.explanation == (
+        "482 Loop Detected: the request went round in a routing loop. It was relayed 2 times between "
+        "198.18.0.3:5060 and 198.18.0.2:5060. It came from 198.18.0.3:5060."
+    )
