@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import queue
 import shlex
@@ -16,6 +17,7 @@ from analyzer.errors import SipflowError, UsageError
 from analyzer.live.alerts import Alert
 from analyzer.report.calls import call_dict
 from analyzer.report.columns import iso_time
+from analyzer.sip.redact import scrub
 
 ALERT_CMD_TIMEOUT_S = 10.0
 ALERT_CMD_QUEUE = 64
@@ -24,6 +26,14 @@ ALERT_CMD_QUEUE = 64
 def alert_dict(a: Alert) -> dict[str, Any]:
     """An alert as a JSON line: ``alert`` (its kind) tells it apart from a call line."""
     return {"alert": a.kind, "time": iso_time(a.time_ns), "subject": a.subject, "message": a.message, **a.details}
+
+
+def redact_alert(a: Alert, secrets: set[str]) -> Alert:
+    """``a`` with the masked values it quotes scrubbed (a scanner's User-Agent under
+    ``--redact User-Agent``), also where a message shows them as a Python literal."""
+    found = secrets | {repr(s)[1:-1] for s in secrets}
+    details = {k: scrub(v, found) if isinstance(v, str) else v for k, v in a.details.items()}
+    return dataclasses.replace(a, subject=scrub(a.subject, found), message=scrub(a.message, found), details=details)
 
 
 class JsonlWriter:

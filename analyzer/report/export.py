@@ -12,6 +12,13 @@ by scapy's ``RawPcapWriter`` (integer seconds and fractions, bytes as given: exa
 the pcapng by this module, because scapy's pcapng writer keeps time as a float in
 microseconds and gives every raw-bytes packet the writer's single link type.
 
+With a :class:`~analyzer.sip.redact.Redaction` (``sipflow export --redact``) the SIP in the
+frames is masked in place, byte for byte (:func:`analyzer.sip.redact.mask_frames`): every
+length and the Content-Length stay true, so Wireshark still reads it (UDP/TCP checksums
+no longer match; Wireshark does not check them by default). A frame whose secret cannot
+be placed (a WebSocket client's XOR-masked frame, say) is left out rather than written
+unmasked. Without one, the frames are written exactly as captured.
+
 The output is written to a temporary file beside the target, then renamed over it
 (``os.replace``): a failed export leaves no half-written file and never damages an
 existing one. Writing over the input capture is refused.
@@ -33,6 +40,8 @@ from analyzer.capture.source import open_stream, read_frames
 from analyzer.capture.stats import CaptureStats, RawFrame
 from analyzer.diagnose.verdict import CallReport
 from analyzer.errors import UsageError
+from analyzer.sip.message import SipMessage
+from analyzer.sip.redact import Redaction, changed_runs, mask_copies, mask_frames
 
 __all__ = ["export_frames", "frames_for"]
 
@@ -63,8 +72,18 @@ def frames_for(analysis: Analysis, reports: Iterable[CallReport]) -> set[int]:
     return frames
 
 
-def export_frames(capture: Path, frames: set[int], out: Path) -> int:
+def export_frames(
+    capture: Path,
+    frames: set[int],
+    out: Path,
+    *,
+    redaction: Redaction | None = None,
+    messages: Iterable[SipMessage] = (),
+) -> int:
     """Write the frames numbered ``frames`` of ``capture`` to ``out``; returns how many.
+
+    With ``redaction``, the SIP ``messages`` carried by those frames are masked in them, and
+    frames where that cannot be done are left out (the count returned is then smaller).
 
     Raises :class:`UsageError` when ``out`` is the capture itself, when the capture is
     standard input (it must be read a second time), when ``frames`` is empty or names
@@ -81,6 +100,10 @@ def export_frames(capture: Path, frames: set[int], out: Path) -> int:
     if missing:
         shown = ", ".join(map(str, missing[:5])) + (" …" if len(missing) > 5 else "")
         raise UsageError(f"{capture}: has no frame {shown} (it holds {len(selected)} of the {len(frames)} asked for)")
+    if redaction is not None:
+        selected = _redacted(selected, messages, redaction)
+        if not selected:
+            raise UsageError("nothing to export: no frame could be redacted safely")
     records = [frame for _, frame in selected]
     linktypes = list(dict.fromkeys(lt for _, lt, _, _ in records))
     if len(linktypes) == 1:
@@ -112,6 +135,37 @@ def _read_selected(capture: Path, frames: set[int]) -> list[tuple[int, RawFrame]
                 out.append((number, frame))
             if number >= last:
                 break
+    return out
+
+
+def _redacted(
+    selected: list[tuple[int, RawFrame]], messages: Iterable[SipMessage], redaction: Redaction
+) -> list[tuple[int, RawFrame]]:
+    """``selected`` with each message's secrets masked in its frames; a frame that carries no
+    message (an ICMP error quoting one) has its header-like lines masked and loses every copy
+    of a secret seen in the others."""
+    data = {n: frame[2] for n, frame in selected}
+    dropped: set[int] = set()
+    secrets: list[bytes] = []
+    carriers: set[int] = set()
+    for msg in messages:
+        numbers = [n for n in msg.origin.frames if n in data]
+        carriers.update(numbers)
+        masked = redaction.raw(msg.raw)
+        if masked == msg.raw:
+            continue
+        secrets += changed_runs(msg.raw, masked)
+        result = mask_frames(msg.raw, masked, [data[n] for n in numbers])
+        if result is None or len(numbers) < len(msg.origin.frames):
+            dropped.update(numbers)
+            continue
+        data.update(zip(numbers, result, strict=True))
+    out = []
+    for n, (ts, lt, _, orig) in selected:
+        if n in dropped:
+            continue
+        body = data[n] if n in carriers else mask_copies(redaction.loose(data[n]), secrets)
+        out.append((n, (ts, lt, body, orig)))
     return out
 
 

@@ -14,10 +14,11 @@ import pandas as pd
 from analyzer.analysis import Analysis
 from analyzer.diagnose.verdict import CallReport
 from analyzer.errors import UsageError
-from analyzer.report.calls import call_dict, calls_dataframe, capture_dict, summary_dict
+from analyzer.report.calls import call_dict, calls_dataframe, capture_dict, redact_reports, summary_dict
 from analyzer.report.html import render_html
 from analyzer.report.render import defuse
 from analyzer.report.tables import messages_dataframe
+from analyzer.sip.redact import DEFAULT, Redaction
 
 TEXT_COLUMNS = ("call_id", "caller", "callee", "final_reason", "explanation", "hint", "reason", "src", "dst")
 
@@ -54,23 +55,27 @@ def _defused(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_report_dir(a: Analysis, reports: list[CallReport], outdir: Path, inputs: list[str]) -> list[Path]:
-    """report.html, calls.csv, messages.csv, calls.json and calls.parquet for ``reports``."""
+def write_report_dir(
+    a: Analysis, reports: list[CallReport], outdir: Path, inputs: list[str], redaction: Redaction = DEFAULT
+) -> list[Path]:
+    """report.html, calls.csv, messages.csv, calls.json and calls.parquet for ``reports``
+    (as analysed: ``redaction`` is applied here, on the way out)."""
     outdir.mkdir(parents=True, exist_ok=True)
     resolved = {Path(p).resolve() for p in inputs if p != "-"}
     names = ("report.html", "calls.csv", "messages.csv", "calls.json", "calls.parquet")
     for name in names:
         if (outdir / name).resolve() in resolved:
             raise UsageError(f"{outdir / name} is an input capture: refusing to overwrite it")
-    calls = calls_dataframe(reports)
+    shown = redact_reports(reports, redaction, a.messages_of)
+    calls = calls_dataframe(shown)
     keep = {(r.call_id, str(r.kind)) for r in reports}
-    msgs = messages_dataframe([m for key, ms in a.by_call.items() if key in keep for m in ms])
-    doc = {"capture": capture_dict(a), "calls": [call_dict(r) for r in reports], "summary": summary_dict(a)}
+    msgs = messages_dataframe([m for key, ms in a.by_call.items() if key in keep for m in ms], redaction)
+    doc = {"capture": capture_dict(a), "calls": [call_dict(r) for r in shown], "summary": summary_dict(a)}
     atomic_write(outdir / "calls.csv", lambda f: _defused(calls).to_csv(f, index=False))
     atomic_write(outdir / "messages.csv", lambda f: _defused(msgs).to_csv(f, index=False))
     atomic_write(outdir / "calls.json", lambda f: json.dump(doc, f, indent=1, ensure_ascii=False))
     atomic_write(outdir / "calls.parquet", lambda f: calls.to_parquet(f, index=False), binary=True)
     written = [outdir / n for n in names[1:]]
-    html = render_html(a)
+    html = render_html(a, redaction=redaction)
     atomic_write(outdir / "report.html", lambda f: f.write(html))
     return [outdir / "report.html", *written]

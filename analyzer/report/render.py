@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from collections.abc import Iterable
 from typing import TextIO
 
 from analyzer.report.columns import Column, Value, row
 from analyzer.sip.message import SipMessage
+from analyzer.sip.redact import REDACTED, Redaction
 
 FORMATS = ("table", "csv", "json", "jsonl")
+
+COLUMN_HEADERS = {"call_id": "call-id", "cseq": "cseq"}
+"""The header each message column is read from (the others come from the start line and the
+packet): under ``--redact`` of that header the column is masked."""
+
+
+def redact_columns(columns: tuple[Column, ...], redaction: Redaction) -> tuple[Column, ...]:
+    """``columns`` with those read from a header ``redaction`` masks showing ``…redacted…``."""
+
+    def masked(_msg: SipMessage) -> Value:
+        return REDACTED
+
+    return tuple(
+        dataclasses.replace(c, get=masked) if redaction.masks(COLUMN_HEADERS.get(c.name, "")) else c for c in columns
+    )
 
 
 def _cell(value: Value, width: int) -> str:
