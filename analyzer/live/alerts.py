@@ -21,28 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analyzer.correlate.model import Kind, Outcome
+from analyzer.diagnose.security import SCANNERS  # one list of attack tools, shared with the offline findings
 from analyzer.diagnose.verdict import CallReport
 from analyzer.sip.message import SipMessage
 
-# User-Agent substrings of SIP scanners and war-dialers (lower case): SIPVicious
-# (friendly-scanner, sipvicious, sipsak look-alikes), sipcli, VaxSIPUserAgent (brute
-# forcers built on the VaxVoIP SDK), pplsip, SIPScan, iWar, sundayddr, Sip-Scan, "Cisco"
-# spoofs excluded: too many real devices.
-SCANNERS = (
-    "friendly-scanner",
-    "sipvicious",
-    "sipcli",
-    "vaxsipuseragent",
-    "vaxvoip",
-    "pplsip",
-    "sipscan",
-    "sip-scan",
-    "iwar",
-    "sundayddr",
-    "smap",
-    "sipsak",
-    "voipbuster",
-)
 _NS = 1_000_000_000
 
 

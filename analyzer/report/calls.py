@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from analyzer.diagnose.security import SecurityFinding
 from analyzer.diagnose.verdict import Breaking, CallReport
 from analyzer.report.columns import iso_time
+from analyzer.sip.message import SipMessage
+from analyzer.sip.redact import REDACTED, Redaction, scrub
 
 if TYPE_CHECKING:  # pandas only where a DataFrame is asked for: live mode stays small
     import pandas as pd
@@ -31,6 +36,52 @@ def _breaking(b: Breaking | None) -> dict[str, Any] | None:
         "explanation": b.explanation,
         "hint": b.hint,
     }
+
+
+def redact_report(r: CallReport, redaction: Redaction, secrets: Iterable[str] = ()) -> CallReport:
+    """``r`` as an output may show it under ``--redact``: a field read from a masked header is
+    masked (Call-ID → ``call_id``, From → ``caller``, To → ``callee``) and the masked values
+    (``secrets``, from :meth:`Redaction.secrets`) are scrubbed from its free text: an
+    explanation quotes a Contact, a Reason, a To tag …"""
+    found = frozenset(secrets)
+
+    def text(value: str) -> str:
+        return scrub(value, found) if found and value else value
+
+    def masked(header: str, value: str) -> str:
+        return REDACTED if value and redaction.masks(header) else text(value)
+
+    b = r.breaking
+    return dataclasses.replace(
+        r,
+        call_id=masked("call-id", r.call_id),
+        caller=masked("from", r.caller),
+        callee=masked("to", r.callee),
+        request_user=text(r.request_user),
+        breaking=None if b is None else dataclasses.replace(b, explanation=text(b.explanation), hint=text(b.hint)),
+        findings=tuple(dataclasses.replace(f, explanation=text(f.explanation), hint=text(f.hint)) for f in r.findings),
+    )
+
+
+def redact_reports(
+    reports: Iterable[CallReport],
+    redaction: Redaction,
+    messages_of: Callable[[CallReport], Sequence[SipMessage]],
+) -> list[CallReport]:
+    """Every report through :func:`redact_report`, its secrets taken from its messages.
+
+    Credentials alone never reach a report (the digest response is not kept, see
+    ``analyzer.sip.fields.AuthInfo``), so without named headers the reports are returned as
+    they are."""
+    if not redaction.headers:
+        return list(reports)
+    out = []
+    for r in reports:
+        found: set[str] = set()
+        for msg in messages_of(r):
+            found |= redaction.secrets(msg)
+        out.append(redact_report(r, redaction, found))
+    return out
 
 
 def call_dict(r: CallReport) -> dict[str, Any]:
@@ -96,8 +147,29 @@ def summary_dict(a: Analysis) -> dict[str, Any]:
     }
 
 
+def security_dict(f: SecurityFinding) -> dict[str, Any]:
+    """One security finding (analyzer.diagnose.security) as JSON values."""
+    return {
+        "rule": f.rule,
+        "severity": f.severity,
+        "src": f.src,
+        "first": iso_time(f.first_ns),
+        "last": iso_time(f.last_ns),
+        "count": f.count,
+        "frames": list(f.frames),
+        "summary": f.summary,
+        "hint": f.hint,
+        "details": f.details_dict,
+    }
+
+
 def analysis_dict(a: Analysis) -> dict[str, Any]:
-    return {"capture": capture_dict(a), "calls": [call_dict(r) for r in a.calls], "summary": summary_dict(a)}
+    return {
+        "capture": capture_dict(a),
+        "calls": [call_dict(r) for r in a.calls],
+        "summary": summary_dict(a),
+        "security": [security_dict(f) for f in a.security],
+    }
 
 
 CALL_COLUMNS = (

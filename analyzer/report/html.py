@@ -11,7 +11,8 @@ whole messages). It reaches the page only as JSON inside ``<script type="applica
 with ``<``, ``>``, ``&``, U+2028 and U+2029 escaped, and the script writes it with
 ``textContent``, never as markup. A Content-Security-Policy with the hashes of the two inline
 blocks backs that up: no other script runs and nothing is fetched. Digest credentials in
-``Authorization`` / ``Proxy-Authorization`` headers are masked before they are embedded.
+``Authorization`` / ``Proxy-Authorization`` headers, and the headers named by ``--redact``,
+are masked before they are embedded (``analyzer.sip.redact``).
 
 The data (:func:`report_data`, ``version`` 1): ``capture``, ``kpi``, ``summary`` as in the JSON
 report; ``endpoints`` (ip:port strings) and ``texts`` (explanations and hints), each string once;
@@ -50,10 +51,13 @@ from analyzer.analysis import Analysis
 from analyzer.correlate.model import hostport
 from analyzer.correlate.store import method_of, top_branch
 from analyzer.diagnose.verdict import CallReport
-from analyzer.report.calls import call_dict, capture_dict, summary_dict
+from analyzer.report.calls import call_dict, capture_dict, redact_reports, security_dict, summary_dict
 from analyzer.report.columns import iso_time
 from analyzer.report.kpi import kpis
 from analyzer.sip.message import SipMessage
+from analyzer.sip.redact import DEFAULT, Redaction
+from analyzer.sip.redact import REDACTED as REDACTED  # re-exported: the page's marker
+from analyzer.sip.redact import mask_credentials as mask_credentials  # re-exported (moved there)
 
 DATA_VERSION = 1
 RAW_LIMIT = 8192
@@ -65,14 +69,6 @@ theirs first): browsers cannot hold strings much over 512 MiB, and a page that b
 MESSAGE_FIELDS = ("frame", "t_ms", "src", "dst", "label", "cseq", "retrans", "sdp", "raw")
 """One message in the data: a list in this order; ``src``/``dst`` index ``endpoints``."""
 
-REDACTED = "…redacted…"
-_CREDENTIAL_HEADER = re.compile(r"^((?:proxy-)?authorization)[ \t]*:[ \t]*", re.IGNORECASE)
-_AUTH_PARAM = re.compile(r'([A-Za-z0-9_.!%*+`\'~-]+)[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"|[^\s,]*)')
-_AUTH_SCHEME = re.compile(r"[ \t]*([A-Za-z0-9_.!%*+`'~-]+)(.*)", re.DOTALL)
-# Digest parameters that identify the user and the protected space (dig-resp, RFC 3261
-# §25.1); everything else (response, nonce, cnonce, unknown extensions) is masked.
-_KEPT_AUTH_PARAMS = frozenset({"username", "realm", "uri", "algorithm", "qop", "nc", "opaque", "userhash"})
-_HAS_CREDENTIALS = re.compile(r"^(?:proxy-)?authorization[ \t]*:", re.IGNORECASE | re.MULTILINE)
 _SCRIPT_CLOSE = re.compile(r"</script", re.IGNORECASE)
 # Outside JSON strings these characters cannot occur, inside them the \\u form means the same.
 _JSON_ESCAPES = tuple((c, f"\\u{ord(c):04x}") for c in "&<>\u2028\u2029")
@@ -93,57 +89,11 @@ def embed_json(data: Any) -> str:
 # -- credentials ------------------------------------------------------------------------------
 
 
-def mask_credentials(text: str) -> str:
-    """Mask ``Authorization`` / ``Proxy-Authorization`` values (RFC 3261 §20.7, §20.28).
-
-    Digest keeps who and where (username, realm, uri …) and masks the rest, the response
-    first of all: with the nonce it is enough for an offline guess at the password (RFC 7616 §5.12).
-    Any other scheme (Basic is a password in base64) keeps only its name. Folded continuation
-    lines (RFC 3261 §7.3.1) belong to the header and are masked with it.
-    """
-    if _HAS_CREDENTIALS.search(text) is None:
-        return text
-    # Lines end at LF only: str.splitlines would also cut at U+2028, \x1c … inside a value
-    # and leave the rest of it unmasked.
-    lines = text.split("\n")
-    lines = [line + "\n" for line in lines[:-1]] + lines[-1:]
-    out: list[str] = []
-    i = 0
-    while i < len(lines):
-        m = _CREDENTIAL_HEADER.match(lines[i])
-        if m is None:
-            out.append(lines[i])
-            i += 1
-            continue
-        value = lines[i][m.end() :].rstrip("\r\n")
-        eol = lines[i][len(lines[i].rstrip("\r\n")) :]
-        i += 1
-        while i < len(lines) and lines[i][:1] in (" ", "\t"):
-            value += " " + lines[i].strip()
-            eol = lines[i][len(lines[i].rstrip("\r\n")) :]
-            i += 1
-        out.append(f"{m.group(1)}: {_mask_value(value)}{eol}")
-    return "".join(out)
-
-
-def _mask_value(value: str) -> str:
-    m = _AUTH_SCHEME.match(value)
-    if m is None:
-        return REDACTED
-    scheme, rest = m.group(1), m.group(2)
-    if scheme.lower() != "digest":
-        return f"{scheme} {REDACTED}" if rest.strip() else scheme
-    params = []
-    for name, val in _AUTH_PARAM.findall(rest):
-        kept = name.lower() in _KEPT_AUTH_PARAMS
-        params.append(f"{name}={val}" if kept else f'{name}="{REDACTED}"')
-    return f"{scheme} {','.join(params)}"
-
-
-def raw_text(msg: SipMessage, limit: int = RAW_LIMIT) -> str:
-    """The message as text for the page: credentials masked, cut at ``limit`` bytes."""
+def raw_text(msg: SipMessage, limit: int = RAW_LIMIT, redaction: Redaction = DEFAULT) -> str:
+    """The message as text for the page: credentials and ``redaction``'s headers masked, cut at
+    ``limit`` bytes."""
     raw = msg.raw
-    text = mask_credentials(raw.decode("utf-8", errors="replace"))
+    text = redaction.text(raw.decode("utf-8", errors="replace"))
     data = text.encode("utf-8")
     if len(data) <= limit:
         return text
@@ -225,13 +175,13 @@ def _call_order(calls: Sequence[CallReport]) -> Iterator[int]:
     yield from (i for i, r in enumerate(calls) if r.breaking is None)
 
 
-def _raw_allowance(a: Analysis, limit: int, budget: int) -> list[list[str | None]]:
+def _raw_allowance(a: Analysis, limit: int, budget: int, redaction: Redaction) -> list[list[str | None]]:
     allowance: list[list[str | None]] = [[] for _ in a.calls]
     used = 0
     for i in _call_order(a.calls):
         texts: list[str | None] = []
         for msg in a.messages_of(a.calls[i]):
-            text = raw_text(msg, limit) if used < budget else None
+            text = raw_text(msg, limit, redaction) if used < budget else None
             if text is None or used + len(text) > budget:
                 texts.append(None)
                 continue
@@ -242,20 +192,30 @@ def _raw_allowance(a: Analysis, limit: int, budget: int) -> list[list[str | None
 
 
 def report_data(
-    a: Analysis, *, title: str | None = None, raw_limit: int = RAW_LIMIT, raw_budget: int = RAW_BUDGET
+    a: Analysis,
+    *,
+    title: str | None = None,
+    raw_limit: int = RAW_LIMIT,
+    raw_budget: int = RAW_BUDGET,
+    redaction: Redaction = DEFAULT,
 ) -> dict[str, Any]:
-    """Everything the page shows, as JSON-ready values (``render_html`` embeds exactly this)."""
+    """Everything the page shows, as JSON-ready values (``render_html`` embeds exactly this).
+
+    ``redaction``: credentials are masked in any case; the headers it names are masked in the
+    raw messages and in every call field and text that shows their values."""
     st = a.stats
     first = st.first_ts_ns if st.first_ts_ns is not None else min((r.start_ns for r in a.calls), default=0)
     last = max(st.last_ts_ns or first, max((r.end_ns for r in a.calls), default=first))
     endpoints, texts = _Table({}), _Table({})
-    raws = _raw_allowance(a, raw_limit, raw_budget)
+    raws = _raw_allowance(a, raw_limit, raw_budget, redaction)
+    shown = redact_reports(a.calls, redaction, a.messages_of)
+    hide_cseq = redaction.masks("cseq")
     calls: list[dict[str, Any]] = []
     messages: list[list[Any]] = []
-    for report, raw in zip(a.calls, raws, strict=True):
+    for report, public, raw in zip(a.calls, shown, raws, strict=True):
         msgs = a.messages_of(report)
         b = report.breaking
-        entry = call_dict(report)
+        entry = call_dict(public)
         _intern_texts(entry, texts)
         entry["t_ms"] = _ms(report.start_ns - first)
         entry["msg_first"] = len(messages)
@@ -272,7 +232,7 @@ def report_data(
                     endpoints.of(hostport(o.src_ip, o.src_port)),
                     endpoints.of(hostport(o.dst_ip, o.dst_port)),
                     msg.label,
-                    f"{msg.cseq} {msg.cseq_method}".strip(),
+                    REDACTED if hide_cseq else f"{msg.cseq} {msg.cseq_method}".strip(),
                     int(retrans),
                     int(_has_sdp(msg)),
                     text,
@@ -291,6 +251,7 @@ def report_data(
         "capture": capture,
         "kpi": asdict(kpis(a.calls)),
         "summary": summary_dict(a),
+        "security": [security_dict(f) for f in a.security],
         "endpoints": list(endpoints.index),
         "texts": list(texts.index),
         "message_fields": list(MESSAGE_FIELDS),
@@ -330,13 +291,18 @@ def _asset(env: jinja2.Environment, name: str) -> str:
 
 
 def render_html(
-    analysis: Analysis, *, title: str | None = None, raw_limit: int = RAW_LIMIT, raw_budget: int = RAW_BUDGET
+    analysis: Analysis,
+    *,
+    title: str | None = None,
+    raw_limit: int = RAW_LIMIT,
+    raw_budget: int = RAW_BUDGET,
+    redaction: Redaction = DEFAULT,
 ) -> str:
     """The whole report as one HTML document (no external resources)."""
     env = _templates()
     css = _asset(env, "report.css")
     js = _asset(env, "report.js")
-    data = report_data(analysis, title=title, raw_limit=raw_limit, raw_budget=raw_budget)
+    data = report_data(analysis, title=title, raw_limit=raw_limit, raw_budget=raw_budget, redaction=redaction)
     # default-src 'none': the page loads nothing, not even by accident; only our two
     # inline blocks (by hash) may style and script it (CSP Level 3 §6.7.3).
     csp = f"default-src 'none'; style-src {_csp_hash(css)}; script-src {_csp_hash(js)}; img-src data:"
@@ -349,9 +315,9 @@ def render_html(
     )
 
 
-def write_html(analysis: Analysis, path: Path, *, title: str | None = None) -> None:
+def write_html(analysis: Analysis, path: Path, *, title: str | None = None, redaction: Redaction = DEFAULT) -> None:
     """Write the report atomically: a temporary file beside ``path``, then ``os.replace``."""
-    html = render_html(analysis, title=title)
+    html = render_html(analysis, title=title, redaction=redaction)
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

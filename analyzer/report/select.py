@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from analyzer.analysis import Analysis
+from analyzer.diagnose.security import RULES, SEVERITIES, SecurityFinding
 from analyzer.diagnose.verdict import CallReport
 from analyzer.errors import UsageError
 from analyzer.report.kpi import Kpis, kpis
@@ -110,6 +111,8 @@ _NUMBERS = ("attempts", "answered", "failed", "acd_s", "pdd_median_ms", "pdd_p95
 
 def check_expression(expr: str) -> None:
     """Raise UsageError for an expression ``fail_on`` cannot evaluate."""
+    if expr.strip() == "security":
+        return
     m = _EXPR.match(expr)
     if m is None:
         raise UsageError(f"--fail-on {expr!r}: expected NAME OP VALUE, e.g. 'asr<0.8' or 'outcome=auth_failed'")
@@ -118,8 +121,12 @@ def check_expression(expr: str) -> None:
         if op not in ("=", "!="):
             raise UsageError(f"--fail-on {expr!r}: {name} takes = or !=")
         return
-    if name not in (*_RATIOS, *_NUMBERS, "code"):
-        known = ", ".join((*_RATIOS, *_NUMBERS, "code", "outcome", "kind", "rule"))
+    if name == "security" and value in (*SEVERITIES, *RULES):
+        if op != "=" and not (op == ">=" and value in SEVERITIES):
+            raise UsageError(f"--fail-on {expr!r}: security takes =RULE, =SEVERITY, >=SEVERITY or a count")
+        return
+    if name not in (*_RATIOS, *_NUMBERS, "code", "security"):
+        known = ", ".join((*_RATIOS, *_NUMBERS, "code", "outcome", "kind", "rule", "security"))
         raise UsageError(f"--fail-on {expr!r}: unknown name {name!r} (one of: {known})")
     try:
         float(value)
@@ -127,17 +134,23 @@ def check_expression(expr: str) -> None:
         raise UsageError(f"--fail-on {expr!r}: {value!r} is not a number") from None
 
 
-def fail_on(expr: str, reports: Iterable[CallReport]) -> bool:
-    """Whether ``expr`` holds for these calls.
+def fail_on(expr: str, reports: Iterable[CallReport], security: Sequence[SecurityFinding] = ()) -> bool:
+    """Whether ``expr`` holds for these calls (and the capture's security findings).
 
     Ratios (asr, ner, ser, seer, isa, scr, ira) are fractions from 0 to 1 here
     (``asr<0.8``); a ratio with no calls to compute it never holds. ``outcome``,
-    ``kind``, ``rule`` and ``code`` hold when any call has that value.
+    ``kind``, ``rule`` and ``code`` hold when any call has that value. ``security`` alone
+    holds when there is any security finding; ``security=toll_fraud`` when one of that rule,
+    ``security>=medium`` when one that severe; ``security>2`` compares their number.
     """
     check_expression(expr)
+    if expr.strip() == "security":
+        return bool(security)
     m = _EXPR.match(expr)
     assert m is not None
     name, op, value = m.groups()
+    if name == "security":
+        return _security_holds(op, value, security)
     rs = list(reports)
     if name in ("outcome", "kind", "rule"):
         present = {_field(r, name) for r in rs}
@@ -152,6 +165,18 @@ def fail_on(expr: str, reports: Iterable[CallReport]) -> bool:
     if name in _RATIOS:
         actual = actual / 100.0
     return _OPS[op](float(actual), float(value))
+
+
+def _security_holds(op: str, value: str, findings: Sequence[SecurityFinding]) -> bool:
+    if value in SEVERITIES:
+        want = SEVERITIES.index(value)
+        return any(
+            SEVERITIES.index(f.severity) == want or (op == ">=" and SEVERITIES.index(f.severity) > want)
+            for f in findings
+        )
+    if value in RULES:
+        return any(f.rule == value for f in findings)
+    return _OPS[op](float(len(findings)), float(value))
 
 
 def _field(r: CallReport, name: str) -> str:

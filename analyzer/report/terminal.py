@@ -7,10 +7,12 @@ from collections.abc import Callable, Mapping
 from typing import TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from analyzer.analysis import Analysis
 from analyzer.correlate.model import Kind
+from analyzer.diagnose.security import SecurityFinding
 from analyzer.diagnose.verdict import CallReport
 from analyzer.report.columns import iso_time
 from analyzer.report.kpi import Kpis, by_peer, kpis
@@ -126,6 +128,27 @@ def _failed(reports: list[CallReport]) -> Table | None:
     return t
 
 
+def _security(findings: list[SecurityFinding]) -> Table | None:
+    if not findings:
+        return None
+    t = Table(title=f"Security ({len(findings)})", show_edge=False, title_justify="left", show_lines=True)
+    for col in ("severity", "rule", "source", "count", "what", "frames"):
+        t.add_column(
+            col, overflow="fold", justify="right" if col == "count" else "left", ratio=4 if col == "what" else None
+        )
+    for f in findings:
+        span = iso_time(f.first_ns) if f.first_ns == f.last_ns else f"{iso_time(f.first_ns)} .. {iso_time(f.last_ns)}"
+        t.add_row(
+            f.severity,
+            f.rule,
+            f.src,
+            str(f.count),
+            escape(f"{f.summary}\n{span}\nhint: {f.hint}"),  # user agents and Call-IDs come from the wire
+            " ".join(str(n) for n in f.frames),
+        )
+    return t
+
+
 def write_summary(
     out: TextIO,
     a: Analysis,
@@ -148,8 +171,12 @@ def write_summary(
         f"  {st.frames} packets, {st.sip_messages} SIP messages, {len(a.calls)} conversations{selected}, "
         f"{len(st.malformed)} malformed"
     )
+    security = _security(a.security)  # about the whole capture: filters do not apply
     if not rs:
         console.print("No conversations.")
+        if security is not None:
+            console.print()
+            console.print(security)
         return
     console.print(_kpi_table(kpis(rs)))
     for table in (_outcomes(rs), _causes(rs), _peers(rs, peer_namer(peer_names or {})), _failed(rs)):
@@ -158,3 +185,6 @@ def write_summary(
             console.print(table)
     if not any(r.breaking for r in rs):
         console.print("\nNo failed conversations.")
+    if security is not None:
+        console.print()
+        console.print(security)

@@ -19,7 +19,7 @@ def run(*args: str) -> tuple[int, str, str]:
 def test_json_contract(sample_pcaps: Path) -> None:
     code, out, _ = run("analyze", str(sample_pcaps / "rule_proxy_remap.pcap"), "--format", "json")
     doc = json.loads(out)
-    assert code == 0 and set(doc) == {"capture", "calls", "summary"}
+    assert code == 0 and set(doc) == {"capture", "calls", "summary", "security"}
     assert doc["capture"]["sip_messages"] == 16
     call = doc["calls"][0]
     assert (call["kind"], call["outcome"], call["final"]) == (

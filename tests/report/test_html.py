@@ -427,3 +427,39 @@ def test_screenshots(chromium: object, shared_pcaps: Path) -> None:
     assert [p.name for p in written] == ["dashboard.png", "ladder.png"]
     for p in written:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# -- security findings -----------------------------------------------------------------------------
+
+FORENSIC = "goffinet-sip_captures/Forensic_challenge_4.pcap"
+
+
+def test_security_data(shared_pcaps: Path, aaa: Analysis) -> None:
+    data = report_data(analyze(shared_pcaps / FORENSIC))
+    assert [(f["rule"], f["severity"], f["src"], f["count"], f["frames"], f["first"]) for f in data["security"]] == [
+        ("scanner", "medium", "172.25.105.43", 1, [1], "2010-05-01T18:13:00.947873Z")
+    ]
+    assert data["security"][0]["details"]["evidence"] == "User-Agent 'UNfriendly-scanner - for demo purposes'"
+    assert report_data(aaa)["security"] == []
+
+
+def test_browser_security_panel(page: Page, shared_pcaps: Path, aaa: Analysis, tmp_path: Path) -> None:
+    path = tmp_path / "forensic.html"
+    write_html(analyze(shared_pcaps / FORENSIC), path)
+    _open(page, path)
+    assert page.js("document.getElementById('security-panel').hidden") is False
+    assert page.js("[...document.querySelectorAll('#security tr')].map(r => r.dataset.rule || 'head')") == [
+        "head",
+        "scanner",
+    ]
+    cells = page.js("[...document.querySelectorAll('#security tr[data-rule] td')].map(td => td.textContent)")
+    assert cells[:4] == ["medium", "scanner", "172.25.105.43", "1"]
+    assert cells[4].startswith("172.25.105.43 sent 1 request(s) (OPTIONS) marked as the SIP scanner friendly-scanner")
+    assert cells[5] == "1"
+    assert page.errors() == []
+    quiet = tmp_path / "aaa.html"
+    write_html(aaa, quiet)
+    _open(page, quiet)
+    assert page.js("document.getElementById('security-panel').hidden") is True
+    assert page.js("getComputedStyle(document.getElementById('security-panel')).display") == "none"
+    assert page.errors() == []

@@ -96,6 +96,34 @@
     return Object.keys(byKind).map(function (k) { return byKind[k] + " " + k; }).join(", ");
   }
 
+  // Security findings about the whole capture (scanners, password guessing, floods, toll
+  // fraud, spoofed responses); the panel stays hidden when there are none.
+  var SEVERITY_TAG = {high: "bad", medium: "mid", low: ""};
+
+  function security() {
+    var found = D.security || [];
+    if (!found.length) { return; }
+    $("security-panel").hidden = false;
+    var table = $("security"), head = el("tr");
+    ["Severity", "Rule", "Source", "Count", "What", "Frames"].forEach(function (t) { head.appendChild(el("th", "", t)); });
+    table.appendChild(head);
+    found.forEach(function (f) {
+      var tr = el("tr"), sev = el("td"), what = el("td", "what");
+      sev.appendChild(el("span", "tag " + (SEVERITY_TAG[f.severity] || ""), f.severity));
+      tr.appendChild(sev);
+      tr.appendChild(el("td", "mono", f.rule));
+      tr.appendChild(el("td", "mono", f.src));
+      tr.appendChild(el("td", "num", String(f.count)));
+      what.appendChild(el("div", "", f.summary));
+      what.appendChild(el("div", "hint", f.hint));
+      what.title = f.first === f.last ? f.first : f.first + " – " + f.last;
+      tr.appendChild(what);
+      tr.appendChild(el("td", "mono", f.frames.join(" ")));
+      tr.dataset.rule = f.rule;
+      table.appendChild(tr);
+    });
+  }
+
   var KPIS = [
     ["ASR", "asr", "%", "Answer-seizure ratio: answered / attempts (ITU-T E.411)", 1],
     ["NER", "ner", "%", "Network effectiveness: answered, busy, no answer and callee rejections / attempts (E.411)", 1],
@@ -684,6 +712,7 @@
   document.title = D.title;
   summary();
   kpis();
+  security();
   outcomes();
   codes();
   timeChart();
