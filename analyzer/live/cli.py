@@ -20,6 +20,7 @@ from analyzer.errors import SipflowError, UsageError
 from analyzer.live.hep import DEFAULT_MAX_SIZE, DEFAULT_PORT, DEFAULT_RATE, parse_listen
 from analyzer.live.run import LiveConfig, LiveRun, Outputs
 from analyzer.live.tcpdump import default_filter
+from analyzer.sip.redact import Redaction
 
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -92,6 +93,26 @@ def _signals(stop: threading.Event, hurry: Callable[[], None]) -> Iterator[None]
 )
 @click.option("--pcap-size", type=click.IntRange(1), default=100, show_default=True, help="MB per --write-pcap file.")
 @click.option("--pcap-files", type=click.IntRange(1), default=10, show_default=True, help="--write-pcap files kept.")
+@click.option(
+    "--engine",
+    type=click.Choice(("native", "tshark")),
+    default="native",
+    show_default=True,
+    help="Who reads -i: tcpdump + sipflow's decoder, or tshark (what only Wireshark decodes: SIP over TLS).",
+)
+@click.option(
+    "--tls-keylog",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --engine tshark: TLS key log (SSLKEYLOGFILE format) to decrypt SIP over TLS.",
+)
+@click.option(
+    "--redact",
+    "redact",
+    multiple=True,
+    metavar="HEADER",
+    help="Mask this header's value in every output (repeatable); with it, --write-pcap frames are masked in "
+    "place too, Authorization digests included (without it they are kept as captured).",
+)
 def live(
     iface: str | None,
     bpf: str | None,
@@ -116,6 +137,9 @@ def live(
     pcap_dir: Path | None,
     pcap_size: int,
     pcap_files: int,
+    redact: tuple[str, ...],
+    engine: str,
+    tls_keylog: Path | None,
 ) -> None:
     """Analyse live traffic: sniff an interface (-i) and/or receive HEP (--hep); report each
     call when it ends (--jsonl: the `analyze --format jsonl` lines), until Ctrl-C/SIGTERM."""
@@ -129,6 +153,7 @@ def live(
             raise UsageError("nothing to listen to: give -i INTERFACE and/or --hep [ADDR:]PORT")
         if pcap_dir is not None and not iface:
             raise UsageError("--write-pcap keeps what -i captures: give -i too")
+        tshark, keylog = _tshark_options(engine, tls_keylog, iface, pcap_dir)
         cfg = LiveConfig(
             iface=iface,
             bpf=bpf,
@@ -151,6 +176,10 @@ def live(
             pcap_dir=pcap_dir,
             pcap_size=pcap_size * 1024 * 1024,
             pcap_files=pcap_files,
+            redaction=Redaction.of(redact) if redact else None,
+            engine=engine,
+            tshark=tshark,
+            tls_keylog=keylog,
         )
     except SipflowError as exc:
         raise cli_error(exc) from None
@@ -161,6 +190,23 @@ def live(
             run.run()
     except SipflowError as exc:
         raise cli_error(exc) from None
+
+
+def _tshark_options(
+    engine: str, keylog: Path | None, iface: str | None, pcap_dir: Path | None
+) -> tuple[str, Path | None]:
+    """tshark's path and the key log, checked before anything starts (both exit 2)."""
+    from analyzer.capture.tshark import check_keylog, find_tshark
+
+    if engine != "tshark":
+        if keylog is not None:
+            raise UsageError("--tls-keylog is read by tshark: give --engine tshark too")
+        return "tshark", None
+    if not iface:
+        raise UsageError("--engine tshark reads an interface: give -i INTERFACE")
+    if pcap_dir is not None:
+        raise UsageError("--write-pcap keeps tcpdump's frames: not with --engine tshark")
+    return find_tshark(), check_keylog(keylog) if keylog is not None else None
 
 
 def _outputs(quiet: bool) -> Outputs:

@@ -90,6 +90,43 @@ def kpi_metrics(k: Kpis, window_s: float) -> list[Metric]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class PeerRow:
+    """One peer's calls in the rolling window (see :func:`analyzer.live.stats.peer_rows`)."""
+
+    peer: str
+    """The next hop of the caller (``ip:port``), or ``other`` for every peer past the busiest."""
+    kpis: Kpis
+    top_failure: str
+    """The most frequent final code of its failed calls, with its count: ``503 (4)``; ``''``."""
+    failed_by_class: Mapping[str, int]
+    """Failed calls by final code class: ``4xx``, ``5xx``, ``6xx``, ``none`` (no final: timeout)."""
+
+
+def peer_metrics(rows: Iterable[PeerRow]) -> list[Metric]:
+    """Per-peer gauges over the window. The ``peer`` label takes at most MAX_PEERS + 1 values
+    (analyzer.live.stats: the busiest peers by attempts, then ``other``)."""
+    rows = list(rows)
+    failed = tuple(
+        ({"peer": row.peer, "class": cls}, float(n)) for row in rows for cls, n in sorted(row.failed_by_class.items())
+    )
+    return [
+        Metric(
+            "sipflow_peer_attempts",
+            "gauge",
+            "Call attempts that ended in the window, per peer (next hop of the caller; the rest: other).",
+            tuple(({"peer": row.peer}, float(row.kpis.attempts)) for row in rows),
+        ),
+        Metric(
+            "sipflow_peer_answered",
+            "gauge",
+            "Answered calls that ended in the window, per peer.",
+            tuple(({"peer": row.peer}, float(row.kpis.answered)) for row in rows),
+        ),
+        Metric("sipflow_peer_failed", "gauge", "Failed calls in the window, per peer and final code class.", failed),
+    ]
+
+
 @dataclass(slots=True)
 class MetricsPage:
     """The latest rendered text; replaced whole by the main loop (an atomic assignment)."""

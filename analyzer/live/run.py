@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from analyzer.capture.tshark import TsharkCapture, TsharkMessages, TsharkPacket, tshark_argv, tshark_listening
 from analyzer.diagnose.verdict import CallReport
 from analyzer.errors import CaptureOpenError, SipflowError
 from analyzer.live.alerts import Alert, Alerts
@@ -29,14 +30,16 @@ from analyzer.live.engine import LiveEngine
 from analyzer.live.events import QUEUE_SIZE, Done, Event, Frame
 from analyzer.live.hep import DEFAULT_MAX_SIZE, DEFAULT_RATE, HepListener
 from analyzer.live.metrics import MetricsPage, MetricsServer
-from analyzer.live.output import AlertCommand, JsonlWriter, alert_line, call_line
-from analyzer.live.pcapwriter import RotatingPcap
-from analyzer.live.stats import metrics_text, summary_line
+from analyzer.live.output import AlertCommand, JsonlWriter, alert_line, call_line, redact_alert
+from analyzer.live.pcapwriter import RedactingPcap, RotatingPcap
+from analyzer.live.stats import PeerWindow, metrics_text, summary_line
 from analyzer.live.tcpdump import TcpdumpCapture, default_filter, tcpdump_argv
 from analyzer.live.view import LiveView, ViewState
 from analyzer.live.window import Rolling
+from analyzer.report.calls import redact_report
 from analyzer.report.kpi import Kpis
 from analyzer.sip.message import SipMessage
+from analyzer.sip.redact import Redaction
 
 if TYPE_CHECKING:
     from analyzer.live.reportdir import ReportDir
@@ -52,6 +55,10 @@ class LiveConfig:
     iface: str | None = None
     bpf: str | None = None
     tcpdump: str = "tcpdump"
+    engine: str = "native"
+    """``tshark``: -i is read by tshark (:mod:`analyzer.capture.tshark`), not tcpdump + our decoder."""
+    tshark: str = "tshark"
+    tls_keylog: Path | None = None
     hep: tuple[str, int] | None = None
     hep_key: str | None = None
     hep_max_size: int = DEFAULT_MAX_SIZE
@@ -71,6 +78,9 @@ class LiveConfig:
     pcap_dir: Path | None = None
     pcap_size: int = 100 * 1024 * 1024
     pcap_files: int = 10
+    redaction: Redaction | None = None
+    """``--redact``: headers masked in every output; with it, --write-pcap frames are masked
+    too (without it they are kept as captured)."""
 
 
 @dataclass(slots=True)
@@ -102,10 +112,14 @@ class LiveRun:
         self.q: queue.Queue[Event] = queue.Queue(maxsize=QUEUE_SIZE)
         self.abandon = threading.Event()
         self.alerts = Alerts() if cfg.alerts else None
-        self.engine = LiveEngine(max_open=cfg.max_open, on_message=self._message if self.alerts else None)
+        watch = self.alerts is not None or cfg.redaction is not None
+        self.engine = LiveEngine(max_open=cfg.max_open, on_message=self._message if watch else None)
         self.rolling = Rolling(window_s=cfg.window_s, full=cfg.report_dir is not None)
+        self.peers = PeerWindow(window_s=cfg.window_s)
         self.summary = LiveSummary()
         self.tcpdump: TcpdumpCapture | None = None
+        """tcpdump, or tshark with --engine tshark (a TsharkCapture)."""
+        self.tshark_messages = TsharkMessages(self.engine.decoder.stats)
         self.hep: HepListener | None = None
         self.jsonl: JsonlWriter | None = None
         self.alert_cmd: AlertCommand | None = None
@@ -113,6 +127,11 @@ class LiveRun:
         self.metrics: MetricsServer | None = None
         self.report_dir: ReportDir | None = None
         self.pcap: RotatingPcap | None = None
+        self.held: RedactingPcap | None = None
+        self._fresh: list[SipMessage] = []
+        """Messages read from the current event (for ``held``)."""
+        self._secrets: dict[str, set[str]] = {}
+        """Masked values seen per Call-ID, until the call is reported (--redact HEADER)."""
         self.open_sources: set[str] = set()
         self.listening = False
         self.started_mono = time.monotonic_ns()
@@ -151,14 +170,20 @@ class LiveRun:
             self._next_report_ns = self.started_mono + int(cfg.report_every_s * _NS)
         if cfg.pcap_dir is not None:
             self.pcap = RotatingPcap(cfg.pcap_dir, cfg.pcap_size, cfg.pcap_files)
+            if cfg.redaction is not None:
+                self.held = RedactingPcap(self.pcap, cfg.redaction)
         if cfg.hep is not None:
             self.hep = HepListener(*cfg.hep, self.q, key=cfg.hep_key, max_size=cfg.hep_max_size, rate=cfg.hep_rate)
             self.hep.bind()
         if cfg.iface is not None:
             bpf = cfg.bpf if cfg.bpf is not None else default_filter(cfg.iface)
-            self.tcpdump = TcpdumpCapture(tcpdump_argv(cfg.tcpdump, cfg.iface, bpf), self.q, self.abandon)
+            if cfg.engine == "tshark":
+                argv = tshark_argv(cfg.tshark, iface=cfg.iface, bpf=bpf, keylog=cfg.tls_keylog)
+                self.tcpdump = TsharkCapture(argv, self.q, self.abandon)
+            else:
+                self.tcpdump = TcpdumpCapture(tcpdump_argv(cfg.tcpdump, cfg.iface, bpf), self.q, self.abandon)
             self.tcpdump.start()
-            self.open_sources.add("tcpdump")
+            self.open_sources.add(cfg.engine if cfg.engine == "tshark" else "tcpdump")
         if self.hep is not None:
             self.hep.start()
             self.open_sources.add("hep")
@@ -235,6 +260,15 @@ class LiveRun:
         if self.alert_cmd is not None:
             self.alert_cmd.close()
             self._alert_errors()
+        if self.held is not None:
+            self.held.messages(self._fresh)
+            self._fresh.clear()
+            self.held.close()
+            if self.held.dropped:
+                self.out.say(
+                    f"sipflow: --redact: {self.held.dropped} frame(s) not written to --write-pcap: "
+                    "their SIP could not be masked in place"
+                )
         if self.pcap is not None:
             self.pcap.close()
         if self.jsonl is not None:
@@ -247,7 +281,7 @@ class LiveRun:
         self.out.say(summary_line(self))
 
     # -- events ----------------------------------------------------------------------
-    def _event(self, ev: Event) -> None:
+    def _event(self, ev: Event | TsharkPacket) -> None:
         mono = time.monotonic_ns()
         if isinstance(ev, Done):
             self._done(ev)
@@ -256,10 +290,18 @@ class LiveRun:
             return  # --count: exactly that many, even of what was already queued
         if isinstance(ev, Frame):
             self.engine.frame(ev.ts_ns, ev.linktype, ev.data, mono)
-            if self.pcap is not None:
+            if self.held is not None:
+                self.held.write(self.engine.counters.frames, ev.ts_ns, ev.linktype, ev.data)
+                self.held.messages(self._fresh)
+            elif self.pcap is not None:
                 self.pcap.write(ev.ts_ns, ev.linktype, ev.data)
+        elif isinstance(ev, TsharkPacket):
+            # tshark decoded (and decrypted) it: its messages go where the decoder's would.
+            self.engine.counters.frames += 1
+            self.engine._messages(self.tshark_messages.feed(ev), ev.ts_ns, mono)
         else:
             self.engine.hep(ev.ts_ns, ev.data, mono)
+        self._fresh.clear()
 
     def _done(self, ev: Done) -> None:
         self.open_sources.discard(ev.source)
@@ -268,13 +310,29 @@ class LiveRun:
             self.summary.error = ev.error
 
     def _message(self, msg: SipMessage) -> None:
-        assert self.alerts is not None
-        for a in self.alerts.message(msg):
-            self._alert(a)
+        found: set[str] = set()
+        red = self.cfg.redaction
+        if red is not None:
+            if self.held is not None:
+                self._fresh.append(msg)
+            if red.headers:
+                found = red.secrets(msg)
+                if found:
+                    self._remember(msg.call_id, found)
+        if self.alerts is not None:
+            for a in self.alerts.message(msg):
+                self._alert(a, found)
+
+    def _remember(self, call_id: str, found: set[str]) -> None:
+        """Keep a call's masked values until it is reported; bounded like the call store."""
+        self._secrets.setdefault(call_id, set()).update(found)
+        while len(self._secrets) > self.cfg.max_open:
+            del self._secrets[next(iter(self._secrets))]
 
     def _tick(self, mono: int) -> None:
         self._emit(self.engine.tick(mono))
         self.rolling.trim(self.engine.clock.now(mono))
+        self.peers.trim(self.engine.clock.now(mono))
         self._status()
         if self.metrics is not None:
             self.page.text = metrics_text(self)
@@ -295,10 +353,11 @@ class LiveRun:
 
     def _status(self) -> None:
         if self.tcpdump is not None:
+            name = "tshark" if isinstance(self.tcpdump, TsharkCapture) else "tcpdump"
             for line in self.tcpdump.lines():
-                if line.startswith("listening on"):
+                if line.startswith("listening on") or tshark_listening(line):
                     self.listening = True
-                self.out.say(f"sipflow: tcpdump: {line}")
+                self.out.say(f"sipflow: {name}: {line}")
         self._alert_errors()
 
     def _alert_errors(self) -> None:
@@ -309,19 +368,26 @@ class LiveRun:
     # -- results ---------------------------------------------------------------------
     def _emit(self, reports: list[CallReport]) -> None:
         kinds = self.cfg.kinds
+        red = self.cfg.redaction
         for r in reports:
             self.summary.reported[f"{r.kind}:{r.outcome}"] += 1
-            self.rolling.add(r)
+            found = self._secrets.pop(r.call_id, set())
+            # Every output past this point (lines, JSON lines, the view, --report) shows ``shown``.
+            shown = redact_report(r, red, found) if red is not None and red.headers else r
+            self.rolling.add(shown)
+            self.peers.add(shown)
             if not kinds or str(r.kind) in kinds:
                 if self.jsonl is not None:
-                    self.jsonl.call(r)
+                    self.jsonl.call(shown)
                 if self.out.call_lines:
-                    self._line(call_line(r))
+                    self._line(call_line(shown))
             if self.alerts is not None:
                 for a in self.alerts.report(r):
-                    self._alert(a)
+                    self._alert(a, found)
 
-    def _alert(self, a: Alert) -> None:
+    def _alert(self, a: Alert, secrets: set[str] | None = None) -> None:
+        if secrets:
+            a = redact_alert(a, secrets)
         self.summary.alerts += 1
         if self.jsonl is not None:
             self.jsonl.alert(a)
@@ -367,4 +433,5 @@ class LiveRun:
             window_s=self.cfg.window_s,
             kpis=self.kpis(),
             recent_failed=tuple(self.rolling.failed),
+            peers=tuple(self.peers.rows(mono)),
         )

@@ -1,14 +1,112 @@
-"""The run's numbers, as Prometheus metrics and as the closing summary line."""
+"""The run's numbers, as Prometheus metrics and as the closing summary line; and the calls
+of the rolling window per peer (the view's and the metrics' per-peer rows)."""
 
 from __future__ import annotations
 
-from collections import Counter
+import dataclasses
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from analyzer.live.metrics import Metric, counter, gauge, kpi_metrics, labelled, render
+from analyzer.correlate.model import Kind, Outcome
+from analyzer.diagnose.verdict import CallReport
+from analyzer.live.metrics import Metric, PeerRow, counter, gauge, kpi_metrics, labelled, peer_metrics, render
+from analyzer.live.window import slim
+from analyzer.report.kpi import by_peer
 
 if TYPE_CHECKING:
     from analyzer.live.run import LiveRun
+
+_NS = 1_000_000_000
+MAX_PEERS = 20
+"""Peers named in the view and the metrics: the busiest by attempts; the rest are one row,
+``other``, so a scan from thousands of addresses cannot grow the metrics without bound."""
+OTHER = "other"
+PEER_REFRESH_NS = 10 * _NS
+
+
+def failure_label(r: CallReport) -> str:
+    """What broke a failed call, for "top failure": its final code, else its outcome (timeout …)."""
+    return str(r.final_code) if r.final_code else str(r.outcome)
+
+
+def failure_class(r: CallReport) -> str:
+    """``4xx``/``5xx``/``6xx`` by the final code; ``none`` for a failure without one (a timeout)."""
+    return f"{r.final_code // 100}xx" if r.final_code else "none"
+
+
+def peer_rows(calls: Iterable[CallReport], peer: Callable[[CallReport], str], limit: int = MAX_PEERS) -> list[PeerRow]:
+    """Per-peer KPIs of finished calls, busiest first: the top ``limit`` peers, then ``other``."""
+    done = [r for r in calls if r.kind is Kind.CALL and r.outcome is not Outcome.IN_PROGRESS]
+    attempts = Counter(peer(r) for r in done)
+    top = {name for name, _ in sorted(attempts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]}
+
+    def bounded(r: CallReport) -> str:
+        name = peer(r)
+        return name if name in top else OTHER
+
+    failures: dict[str, Counter[str]] = {}
+    classes: dict[str, Counter[str]] = {}
+    for r in done:
+        if r.breaking is not None:
+            name = bounded(r)
+            failures.setdefault(name, Counter())[failure_label(r)] += 1
+            classes.setdefault(name, Counter())[failure_class(r)] += 1
+    rows = [
+        PeerRow(
+            name,
+            k,
+            _top(failures.get(name, Counter())),
+            dict(sorted(classes.get(name, Counter()).items())),
+        )
+        for name, k in by_peer(done, bounded).items()
+    ]
+    # Busiest first, ``other`` last whatever its size.
+    return sorted(rows, key=lambda row: (row.peer == OTHER, -row.kpis.attempts, row.peer))
+
+
+def _top(counts: Counter[str]) -> str:
+    if not counts:
+        return ""
+    label, n = min(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return f"{label} ({n})"
+
+
+@dataclass(slots=True)
+class PeerWindow:
+    """The calls of the rolling window with their peer: :class:`~analyzer.live.window.Rolling`
+    slims reports down to what the KPIs read, and the peer is not part of that."""
+
+    window_s: float = 900.0
+    max_reports: int = 100_000
+    calls: deque[CallReport] = field(default_factory=deque)
+    version: int = 0
+    _cache: tuple[int, int, list[PeerRow]] | None = None
+
+    def add(self, r: CallReport) -> None:
+        if r.kind is not Kind.CALL:
+            return
+        self.calls.append(dataclasses.replace(slim(r), callee_addr=r.callee_addr))
+        self.version += 1
+        self.trim(r.end_ns)
+
+    def trim(self, now_ns: int) -> None:
+        oldest = now_ns - int(self.window_s * _NS)
+        while self.calls and (self.calls[0].end_ns < oldest or len(self.calls) > self.max_reports):
+            self.calls.popleft()
+            self.version += 1
+
+    def rows(self, mono_ns: int) -> list[PeerRow]:
+        """The rows, worked out again only when the window changed, at most every 10 s."""
+        cached = self._cache
+        if cached is None or (cached[0] != self.version and mono_ns - cached[1] >= PEER_REFRESH_NS):
+            # report.terminal names peers for `analyze` too; imported here, when first needed.
+            from analyzer.report.terminal import peer_namer
+
+            cached = self._cache = (self.version, mono_ns, peer_rows(self.calls, peer_namer({})))
+        return cached[2]
 
 
 def metrics(run: LiveRun) -> list[Metric]:
@@ -55,7 +153,7 @@ def metrics(run: LiveRun) -> list[Metric]:
     if run.alerts is not None:
         raised = {k: float(v) for k, v in run.alerts.raised.items()}
         out.append(labelled("sipflow_alerts_by_kind_total", "counter", "Alerts raised, by kind.", "kind", raised))
-    return out + kpi_metrics(run.kpis(), run.cfg.window_s)
+    return out + kpi_metrics(run.kpis(), run.cfg.window_s) + peer_metrics(run.peers.rows(time.monotonic_ns()))
 
 
 def metrics_text(run: LiveRun) -> str:

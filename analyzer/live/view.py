@@ -16,8 +16,13 @@ from rich.table import Table
 from rich.text import Text
 
 from analyzer.diagnose.verdict import CallReport
+from analyzer.live.metrics import PeerRow
+from analyzer.live.stats import OTHER
 from analyzer.report.columns import iso_time
 from analyzer.report.kpi import Kpis
+
+MAX_PEER_ROWS = 8
+"""Peers shown (busiest first, ``other`` last); the metrics name up to 20."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +39,8 @@ class ViewState:
     window_s: float
     kpis: Kpis
     recent_failed: tuple[CallReport, ...]
+    peers: tuple[PeerRow, ...] = ()
+    """Per-peer KPIs of the window (analyzer.live.stats.peer_rows)."""
 
 
 def _pct(v: float | None) -> str:
@@ -90,7 +97,21 @@ def render(st: ViewState) -> RenderableType:
             b.rule if b else "",
             b.hop if b else "",
         )
-    return Group(head, kpi, failed)
+    return Group(head, kpi, failed, _peers(st.peers))
+
+
+def _peers(rows: tuple[PeerRow, ...]) -> Table:
+    """The window's calls per peer (the next hop of the caller, as in `analyze`'s summary)."""
+    t = Table(title="per peer (next hop of the caller)", title_justify="left", box=None, pad_edge=False)
+    for name in ("peer", "calls", "ASR", "NER", "top failure"):
+        t.add_column(name, justify="left" if name in ("peer", "top failure") else "right", no_wrap=True)
+    shown = list(rows[:MAX_PEER_ROWS])
+    if len(rows) > MAX_PEER_ROWS and rows[-1].peer == OTHER:
+        shown[-1] = rows[-1]  # keep ``other`` in sight: busy peers past the first few are in it too
+    for row in shown:
+        k = row.kpis
+        t.add_row(row.peer, str(k.attempts), _pct(k.asr), _pct(k.ner), row.top_failure or "-")
+    return t
 
 
 class LiveView:
