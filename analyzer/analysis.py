@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +13,7 @@ import pandas as pd
 
 from analyzer.correlate.store import CallStore
 from analyzer.decode.pipeline import Decoder, DecodeStats
+from analyzer.diagnose.security import SecurityFinding, SecurityWatch
 from analyzer.diagnose.verdict import CallReport, diagnose
 from analyzer.errors import CaptureOpenError
 from analyzer.reader import MessageReader
@@ -26,6 +30,10 @@ class Analysis:
     messages: list[SipMessage] = field(repr=False)
     by_call: dict[tuple[str, str], list[SipMessage]] = field(default_factory=dict, repr=False)
     """Messages of each conversation, keyed by (call_id, kind)."""
+    security: list[SecurityFinding] = field(default_factory=list)
+    evicted: int = 0
+    """Conversations judged early because more than ``max_open`` were open at once (a flood)."""
+    """Scanning, password guessing, floods, toll fraud, spoofed responses (analyzer.diagnose.security)."""
 
     def messages_of(self, report: CallReport) -> list[SipMessage]:
         """The messages of one conversation, in capture order (for ladders and exports)."""
@@ -45,6 +53,9 @@ class Analysis:
 
         return messages_dataframe(self.messages)
 
+
+MAX_OPEN = 100_000
+"""Default bound on conversations open at once (``--max-open-calls``): about 4 KiB each."""
 
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".libpcap", ".dmp")
 
@@ -69,6 +80,8 @@ def analyze(
     progress: Callable[[int], None] | None = None,
     *,
     keep_messages: bool = True,
+    jobs: int = 1,
+    max_open: int = MAX_OPEN,
 ) -> Analysis:
     """Analyse one capture, or several as one (rotated files: frame numbers count on, calls that
     span files are joined). Raises :class:`analyzer.errors.CaptureError` for a file that is
@@ -78,28 +91,118 @@ def analyze(
     messages dropped as soon as they are over (the call store's expiry), so memory follows
     the number of open calls, not the size of the capture; ``messages`` and ``messages_of``
     are then empty.
+
+    ``jobs`` > 1 (streaming only) spreads the calls over that many processes: each reads
+    and decodes every capture (TCP streams and fragments need every frame) but correlates
+    and diagnoses only the Call-IDs of its share (:func:`shard_of`); the first also keeps
+    the capture-wide security watch. The result is the same as with one process.
+
+    ``max_open`` bounds the conversations open at once when streaming (a flood of unique
+    Call-IDs): beyond it the least recently active are judged early, as the capture stands,
+    and counted in ``evicted``.
     """
     paths = capture_paths([path] if isinstance(path, str | Path) else path)
+    shards = jobs_for(paths, jobs) if not keep_messages else 1
+    if shards == 1:
+        part = _analyze_part(paths, progress, keep_messages, 0, 1, max_open)
+        reports, watch, evicted = part.reports, part.watch, part.evicted
+    else:
+        part, reports, watch, evicted = _analyze_parallel(paths, progress, shards, max_open)
+    for r in reports:
+        watch.report(r)
+    name = paths[0] if len(paths) == 1 else f"{len(paths)} captures ({paths[0]} …)"
+    return Analysis(name, part.stats, part.warning, reports, part.messages, part.by_call, watch.findings(), evicted)
+
+
+MIN_BYTES_PER_JOB = 8 << 20
+"""Below this much capture per process, another process costs more than it saves."""
+
+
+def jobs_for(paths: Sequence[str], jobs: int) -> int:
+    """How many processes to use: at most ``jobs``, one per :data:`MIN_BYTES_PER_JOB` of input
+    (standard input is read by one process only: it cannot be read twice)."""
+    if jobs <= 1 or "-" in paths:
+        return 1
+    size = sum(os.path.getsize(p) for p in paths if os.path.isfile(p))
+    return max(1, min(jobs, size // MIN_BYTES_PER_JOB))
+
+
+def shard_of(call_id: str, shards: int) -> int:
+    """Which process analyses a Call-ID (stable across runs and machines, unlike ``hash``)."""
+    return zlib.crc32(call_id.encode("utf-8", "surrogatepass")) % shards
+
+
+@dataclass(slots=True)
+class _Part:
+    """What one process found: its share of the calls, and what every process sees alike."""
+
+    stats: DecodeStats
+    warning: str
+    reports: list[CallReport]
+    messages: list[SipMessage]
+    by_call: dict[tuple[str, str], list[SipMessage]]
+    watch: SecurityWatch
+    evicted: int
+
+
+def _analyze_part(
+    paths: Sequence[str],
+    progress: Callable[[int], None] | None,
+    keep: bool,
+    shard: int,
+    shards: int,
+    max_open: int = MAX_OPEN,
+) -> _Part:
     decoder = Decoder()
     readers = [MessageReader(p, decoder=decoder, finish=False) for p in paths]
     for reader in readers:
         reader.open()
-    run = _Run(decoder, keep_messages)
+    run = _Run(decoder, keep)
+    run.store.max_open = max_open
+    feed = run.feed if shards == 1 else run.shard_feed(shard, shards)
     first = 1
     warnings: list[str] = []
     for reader in readers:
         reader.first_frame = first
         reader.progress = progress
         for msg in reader:
-            run.feed(msg)
+            feed(msg)
         first += reader.frames_read
         if reader.capture.warning:
             warnings.append(f"{reader.path}: {reader.capture.warning}" if len(readers) > 1 else reader.capture.warning)
     for msg in decoder.finish():
-        run.feed(msg)
+        feed(msg)
     reports = run.finish()
-    name = paths[0] if len(paths) == 1 else f"{len(paths)} captures ({paths[0]} …)"
-    return Analysis(name, decoder.stats, "; ".join(warnings), reports, run.messages, run.by_call)
+    return _Part(decoder.stats, "; ".join(warnings), reports, run.messages, run.by_call, run.watch, run.store.evicted)
+
+
+def _analyze_parallel(
+    paths: Sequence[str], progress: Callable[[int], None] | None, shards: int, max_open: int
+) -> tuple[_Part, list[CallReport], SecurityWatch, int]:
+    """Shard 0 here (with the progress bar and the security watch), the others in forked
+    processes; their reports come back pickled."""
+    for p in paths:  # a file that is not a capture fails here, before any process starts
+        MessageReader(p).open()._stack.close()
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(shards - 1) as pool:
+        # each process holds its share of the open calls: the bound is shared out too
+        share = max(1, max_open // shards)
+        jobs = [(list(paths), k, shards, share) for k in range(1, shards)]
+        pending = pool.starmap_async(_shard_reports, jobs)
+        part = _analyze_part(paths, progress, False, 0, shards, share)
+        others = pending.get()
+    reports = [r for rs, _ in others for r in rs] + part.reports
+    reports.sort(key=_report_order)
+    return part, reports, part.watch, part.evicted + sum(n for _, n in others)
+
+
+def _shard_reports(paths: list[str], shard: int, shards: int, max_open: int) -> tuple[list[CallReport], int]:
+    part = _analyze_part(paths, None, False, shard, shards, max_open)
+    return part.reports, part.evicted
+
+
+def _report_order(r: CallReport) -> tuple[int, str, str]:
+    return (r.start_ns, r.call_id, str(r.kind))
 
 
 EXPIRE_EVERY = 4096  # messages between two expiry sweeps when streaming
@@ -115,17 +218,40 @@ class _Run:
         self.messages: list[SipMessage] = []
         self.by_call: dict[tuple[str, str], list[SipMessage]] = {}
         self.reports: list[CallReport] = []
+        self.watch = SecurityWatch()  # bounded tables: streaming memory stays bounded
         self.last_ns = 0
         self.count = 0
 
+    def shard_feed(self, shard: int, shards: int) -> Callable[[SipMessage], None]:
+        """``feed`` for one process of several: its own Call-IDs only; shard 0 also
+        watches every message for the capture-wide security findings."""
+        cache: dict[str, bool] = {}
+
+        def feed(msg: SipMessage) -> None:
+            if shard == 0:
+                self.watch.message(msg)
+            mine = cache.get(msg.call_id)
+            if mine is None:
+                mine = cache[msg.call_id] = shard_of(msg.call_id, shards) == shard
+                if len(cache) > 65536:
+                    cache.clear()
+            if mine:
+                self._correlate(msg)
+
+        return feed
+
     def feed(self, msg: SipMessage) -> None:
+        self.watch.message(msg)
+        self._correlate(msg)
+
+    def _correlate(self, msg: SipMessage) -> None:
         self.store.feed(msg)
         self.last_ns = max(self.last_ns, msg.origin.ts_ns)
         if self.keep:
             self.messages.append(msg)
             return
         self.count += 1
-        if not self.count % EXPIRE_EVERY:
+        if not self.count % EXPIRE_EVERY or len(self.store.conversations) > self.store.max_open:
             icmp = tuple(self.decoder.stats.unreachable)
             self.reports += (diagnose(c, self.last_ns, icmp) for c in self.store.expire(self.last_ns))
 
@@ -137,4 +263,4 @@ class _Run:
         if self.keep:
             self.by_call = {(c.call_id, str(c.kind)): c.messages for c in conversations}
         self.reports += (diagnose(c, end, icmp) for c in conversations)
-        return sorted(self.reports, key=lambda r: (r.start_ns, r.call_id))
+        return sorted(self.reports, key=_report_order)

@@ -10,7 +10,7 @@ import sys
 import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import IO, TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -19,7 +19,16 @@ from analyzer.correlate.model import Kind
 from analyzer.errors import SipflowError, UsageError
 from analyzer.reader import MessageReader
 from analyzer.report.columns import MESSAGE_COLUMNS
-from analyzer.report.render import FORMATS, WRITERS, defuse
+from analyzer.report.render import FORMATS, WRITERS, defuse, redact_columns
+from analyzer.sip.redact import Redaction
+
+if TYPE_CHECKING:
+    from analyzer.analysis import Analysis
+
+
+ENGINES = ["local", "dask", "tshark"]
+"""Where ``analyze`` runs (``--engine``); an engine added here is branched on in ``analyze``.
+``tshark``: tshark decodes, sipflow parses what it hands over (SIP over TLS, ``--tls-keylog``)."""
 
 
 class CliError(click.ClickException):
@@ -40,6 +49,25 @@ class CliFailure(CliError):
 def cli_error(exc: SipflowError) -> CliError:
     """The CLI's form of a library error, keeping its exit code."""
     return CliError(str(exc)) if exc.exit_code == 2 else CliFailure(str(exc))
+
+
+REDACT_HELP = (
+    "Mask this header's value in the output (repeatable; compact forms and any case count). "
+    "Authorization/Proxy-Authorization digests are masked in any case."
+)
+
+
+def redact_option(f: Callable[..., None]) -> Callable[..., None]:
+    """``--redact HEADER`` (repeatable), shared by the commands that show message content."""
+    return click.option("--redact", "redact", multiple=True, metavar="HEADER", help=REDACT_HELP)(f)
+
+
+def redaction_of(names: tuple[str, ...]) -> Redaction:
+    """The ``--redact`` values as a :class:`Redaction` (a bad name is a usage error)."""
+    try:
+        return Redaction.of(names)
+    except SipflowError as exc:
+        raise cli_error(exc) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -63,11 +91,13 @@ def main() -> None:
     is_flag=True,
     help="List (on stderr) frames skipped by reason and every message that could not be parsed.",
 )
-def messages(capture: str, fmt: str, output: TextIO, show_skipped: bool) -> None:
+@redact_option
+def messages(capture: str, fmt: str, output: TextIO, show_skipped: bool, redact: tuple[str, ...]) -> None:
     """List every SIP message in CAPTURE (pcap/pcapng, optionally gzipped; - for stdin)."""
+    columns = redact_columns(MESSAGE_COLUMNS, redaction_of(redact))
     reader = MessageReader(capture)
     try:
-        WRITERS[fmt](output, MESSAGE_COLUMNS, reader.open())
+        WRITERS[fmt](output, columns, reader.open())
     except SipflowError as exc:
         raise cli_error(exc) from None
     except BrokenPipeError:
@@ -140,12 +170,35 @@ def filter_options(f: Callable[..., None]) -> Callable[..., None]:
     help="Write report.html, calls.csv, messages.csv, calls.json, calls.parquet to DIR "
     "(--report alone: reports/<capture name>/).",
 )
-@click.option("--fail-on", multiple=True, help="Exit 1 when this holds, e.g. 'asr<0.8' or 'outcome=auth_failed'.")
+@click.option(
+    "--fail-on",
+    multiple=True,
+    help="Exit 1 when this holds, e.g. 'asr<0.8', 'outcome=auth_failed', 'security' or 'security>=high'.",
+)
 @click.option(
     "--peers",
     "peers_file",
     type=click.Path(dir_okay=False, exists=True),
     help='TOML file naming peers: [peers] "10.0.0.1" = "carrier-a" (ip or ip:port).',
+)
+@redact_option
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="local",
+    show_default=True,
+    help="local: this process; dask: a Dask distributed cluster (--scheduler, or one started on this machine).",
+)
+@click.option("--scheduler", metavar="ADDR", help="With --engine dask: the scheduler, tcp://host:port.")
+@click.option(
+    "--tls-keylog",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --engine tshark: TLS key log (SSLKEYLOGFILE format) to decrypt SIP over TLS.",
+)
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False),
+    help="With --engine dask: where workers write the shuffled messages (storage all workers share).",
 )
 def analyze(
     captures: tuple[str, ...],
@@ -154,6 +207,11 @@ def analyze(
     report_dir: str | None,
     fail_on: tuple[str, ...],
     peers_file: str | None,
+    redact: tuple[str, ...],
+    engine: str,
+    scheduler: str | None,
+    work_dir: str | None,
+    tls_keylog: Path | None,
     **filter_args: Any,
 ) -> None:
     """Group the SIP of CAPTURES (files or directories, read as one) into calls and say, for each,
@@ -166,6 +224,7 @@ def analyze(
     from analyzer.report.select import fail_on as holds
     from analyzer.report.terminal import write_summary
 
+    redaction = redaction_of(redact)
     try:
         for expr in fail_on:
             check_expression(expr)
@@ -174,14 +233,26 @@ def analyze(
         paths = capture_paths(list(captures))
         with _progress_bar(paths) as tick:
             # Without a report the messages are not needed: stream, memory follows open calls.
-            result = run(paths, tick, keep_messages=report_dir is not None)
+            # A redacted header's values are looked for in each call's texts: that needs them.
+            keep = report_dir is not None or bool(redaction.headers)
+            if tls_keylog is not None and engine != "tshark":
+                raise UsageError("--tls-keylog is read by tshark: give --engine tshark too")
+            if engine == "dask":
+                result = _run_dask(paths, scheduler, work_dir, keep)
+            elif engine == "tshark":
+                result = _run_tshark(paths, tls_keylog)
+            else:
+                if scheduler is not None or work_dir is not None:
+                    raise UsageError("--scheduler and --work-dir go with --engine dask")
+                result = run(paths, tick, keep_messages=keep)
         reports = select(result, filters)
         if report_dir is not None:
             outdir = Path(report_dir) if report_dir else default_dir(paths[0])
-            written = write_report_dir(result, reports, outdir, paths)
+            written = write_report_dir(result, reports, outdir, paths, redaction)
             click.echo(f"sipflow: wrote {', '.join(str(p) for p in written)}", err=True)
     except SipflowError as exc:
         raise cli_error(exc) from None
+    reports = calls_report.redact_reports(reports, redaction, result.messages_of)
     if fmt == "json":
         doc = calls_report.analysis_dict(result)
         doc["calls"] = [calls_report.call_dict(r) for r in reports]
@@ -199,7 +270,8 @@ def analyze(
         write_summary(output, result, reports, peer_names=names)
     output.flush()
     if result.warning:
-        click.echo(f"sipflow: warning: reading stopped early: {result.warning}", err=True)
+        stopped = "" if engine == "tshark" else "reading stopped early: "
+        click.echo(f"sipflow: warning: {stopped}{result.warning}", err=True)
     cut = sum(1 for m in result.stats.malformed if m.reason == "sip-cut-short")
     if cut:
         click.echo(
@@ -207,10 +279,27 @@ def analyze(
             "and belong to no call (capture with -s 0)",
             err=True,
         )
-    failed = [expr for expr in fail_on if holds(expr, reports)]
+    failed = [expr for expr in fail_on if holds(expr, reports, result.security)]
     if failed:
         click.echo(f"sipflow: --fail-on holds: {'; '.join(failed)}", err=True)
         sys.exit(1)
+
+
+def _run_dask(paths: list[str], scheduler: str | None, work_dir: str | None, keep: bool) -> Analysis:
+    """The analysis on a Dask cluster (see analyzer.engines.dask): the same result."""
+    from analyzer.engines import dask as engine
+
+    with engine.connect(scheduler) as client, engine.work_directory(work_dir, scheduler) as shared:
+        return engine.analyze(paths, client, work_dir=shared, keep_messages=keep)
+
+
+def _run_tshark(paths: list[str], keylog: Path | None) -> Analysis:
+    """The analysis of what tshark decodes (see analyzer.capture.tshark): the same result."""
+    from analyzer.capture.tshark import analyze_with_tshark
+
+    if len(paths) != 1:
+        raise UsageError("--engine tshark reads one capture at a time")
+    return analyze_with_tshark(paths[0], keylog)
 
 
 @contextlib.contextmanager
@@ -270,11 +359,16 @@ def explain(code: int) -> None:
 @click.option("--mermaid", is_flag=True, help="Print a Mermaid sequence diagram instead.")
 @click.option("--svg", "svg_file", type=click.Path(dir_okay=False), help="Write the ladder as an SVG picture.")
 @click.option("--width", type=int, default=None, help="Terminal width (default: the terminal's).")
-def flow(capture: str, call_id: str, mermaid: bool, svg_file: str | None, width: int | None) -> None:
+@redact_option
+def flow(
+    capture: str, call_id: str, mermaid: bool, svg_file: str | None, width: int | None, redact: tuple[str, ...]
+) -> None:
     """Draw the call flow (ladder) of CALL_ID in CAPTURE, like sngrep's call flow."""
     from analyzer.analysis import analyze as run
+    from analyzer.report.calls import redact_reports
     from analyzer.report.ladder import ladder_mermaid, ladder_svg, ladder_text
 
+    redaction = redaction_of(redact)
     try:
         result = run(capture)
     except SipflowError as exc:
@@ -282,8 +376,9 @@ def flow(capture: str, call_id: str, mermaid: bool, svg_file: str | None, width:
     matches = [r for r in result.calls if r.call_id == call_id]
     if not matches:
         raise CliError(f"{capture}: no Call-ID {call_id!r} (sipflow analyze lists them)")
-    for r in matches:
-        msgs = result.messages_of(r)
+    for found in matches:
+        msgs = result.messages_of(found)
+        (r,) = redact_reports([found], redaction, result.messages_of)
         if svg_file:
             _write_text(Path(svg_file), ladder_svg(r, msgs))
             click.echo(f"sipflow: wrote {svg_file}", err=True)
@@ -307,10 +402,20 @@ def _write_text(path: Path, text: str) -> None:
 @click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="The pcap to write.")
 @click.option("--failed", is_flag=True, help="Only calls with a breaking response.")
 @filter_options
+@click.option(
+    "--redact",
+    "redact",
+    multiple=True,
+    metavar="HEADER",
+    help="Mask this header's value in the SIP of the written frames, in place, same length (repeatable); "
+    "Authorization/Proxy-Authorization digests are then masked too. Without --redact every frame is "
+    "written exactly as captured, credentials included.",
+)
 def export(
     capture: str,
     out: str,
     failed: bool,
+    redact: tuple[str, ...],
     **filter_args: Any,
 ) -> None:
     """Write the frames of the selected calls (every fragment and segment) to a new pcap."""
@@ -318,16 +423,24 @@ def export(
     from analyzer.report.export import export_frames, frames_for
     from analyzer.report.select import build_filters, select
 
+    redaction = redaction_of(redact) if redact else None
     try:
         filters = build_filters(**filter_args)
         result = run(capture)
         reports = [r for r in select(result, filters) if r.breaking is not None or not failed]
         if not reports:
             raise UsageError("no call matches: nothing to export")
-        n = export_frames(Path(capture), frames_for(result, reports), Path(out))
+        frames = frames_for(result, reports)
+        msgs = [m for r in reports for m in result.messages_of(r)]
+        n = export_frames(Path(capture), frames, Path(out), redaction=redaction, messages=msgs)
     except SipflowError as exc:
         raise cli_error(exc) from None
     click.echo(f"sipflow: wrote {n} frames of {len(reports)} call(s) to {out}", err=True)
+    if n < len(frames):
+        click.echo(
+            f"sipflow: warning: {len(frames) - n} frame(s) left out: their SIP could not be redacted in place",
+            err=True,
+        )
 
 
 def _register_live() -> None:

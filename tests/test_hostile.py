@@ -29,13 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-import pytest
 from scapy.layers.inet import IP, TCP, UDP, fragment
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 from scapy.utils import PcapWriter
 
-from analyzer.analysis import analyze
+from analyzer.analysis import Analysis, analyze
 from analyzer.decode import fragments
 from analyzer.reader import MessageReader
 from analyzer.sip import framing
@@ -312,15 +311,18 @@ def test_flood_of_unique_call_ids_decoder_stays_bounded(tmp_path: Path) -> None:
     assert fig.peak < READ_BOUND
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="analyze keeps every conversation of a flood: about 4 KiB per one-message call, "
-    "767 MiB for 200,000 (keep_messages=False too); needs a documented, configurable cap on "
-    "conversations with the excess counted (analyzer/correlate, analyzer/analysis.py)",
-)
 def test_flood_of_unique_call_ids_analysis_stays_bounded(tmp_path: Path) -> None:
+    """Open conversations are capped (``max_open``, ``--max-open-calls``): the excess is judged
+    early and counted; what is left growing is one small report per conversation."""
     small = flood(tmp_path / "small.pcap", 2_000)
     large = flood(tmp_path / "large.pcap", 8_000)
-    _, fig_small = measure("2,000 one-message calls, analyze", lambda: analyze(small, keep_messages=False))
-    _, fig_large = measure("8,000 one-message calls, analyze", lambda: analyze(large, keep_messages=False))
-    assert fig_large.peak < 2 * fig_small.peak
+
+    def run(path: Path) -> Analysis:
+        return analyze(path, keep_messages=False, max_open=500)
+
+    a_small, fig_small = measure("2,000 one-message calls, analyze", lambda: run(small))
+    a_large, fig_large = measure("8,000 one-message calls, analyze", lambda: run(large))
+    assert (len(a_small.calls), len(a_large.calls)) == (2_000, 8_000)
+    assert a_large.evicted > 0
+    # 6,000 more conversations cost their reports (about 1.2 KiB each), not open state (4 KiB)
+    assert fig_large.peak - fig_small.peak < 6_000 * 1_600

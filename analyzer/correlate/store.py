@@ -130,6 +130,7 @@ class CallStore:
         out = [self.conversations.pop(k) for k in done]
         excess = len(self.conversations) - self.max_open
         if excess > 0:
+            excess += self.max_open // 10  # evict a batch: a flood must not sort the store per message
             oldest = sorted(self.conversations, key=lambda k: self.conversations[k].last_ns)[:excess]
             out += [self.conversations.pop(k) for k in oldest]
             self.evicted += excess

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import sys
 from dataclasses import dataclass
+from typing import TypeVar
 
 from analyzer.correlate.model import Conversation, Kind, Outcome, Transaction, hostport
 from analyzer.correlate.state import Event, call_outcome, request_outcome, run_call
@@ -13,6 +16,8 @@ from analyzer.diagnose.timing import Timings, call_timings, registration_timings
 from analyzer.diagnose.view import CallView, call_events, call_view, first_bye
 from analyzer.sip.fields import NameAddr, parse_int
 from analyzer.sip.message import SipMessage
+
+_T = TypeVar("_T")
 
 _NOT_FAILED = (
     Outcome.ANSWERED,
@@ -276,10 +281,10 @@ def _report(
         state=state,
         start_ns=conv.start_ns,
         end_ns=conv.end_ns,
-        caller=_user_host(first.from_),
-        callee=_user_host(first.to),
-        caller_addr=addrs[0],
-        callee_addr=addrs[1],
+        caller=sys.intern(_user_host(first.from_)),
+        callee=sys.intern(_user_host(first.to)),
+        caller_addr=sys.intern(addrs[0]),
+        callee_addr=sys.intern(addrs[1]),
         final_code=final.status if final is not None else None,
         final_reason=final.reason if final is not None else "",
         breaking=breaking,
@@ -288,10 +293,16 @@ def _report(
         messages=len(conv.messages),
         retransmissions=conv.retransmissions,
         frames=tuple(frames),
-        addresses=frozenset(a for m in conv.messages for a in (m.origin.src_ip, m.origin.dst_ip)),
-        codes=frozenset(m.status for m in conv.messages if m.status),
+        addresses=_shared(frozenset(a for m in conv.messages for a in (m.origin.src_ip, m.origin.dst_ip))),
+        codes=_shared(frozenset(m.status for m in conv.messages if m.status)),
         request_user=_uri_user(first.uri) if first.status == 0 else "",
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _shared(items: frozenset[_T]) -> frozenset[_T]:
+    """One copy of each small set: a flood's thousands of reports share their two addresses."""
+    return items
 
 
 def _uri_user(uri: str) -> str:
