@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from analyzer.correlate.store import CallStore
+from analyzer.correlate.store import MAX_OPEN, CallStore
 from analyzer.decode.pipeline import Decoder, DecodeStats
 from analyzer.diagnose.security import SecurityFinding, SecurityWatch
 from analyzer.diagnose.verdict import CallReport, diagnose
 from analyzer.errors import CaptureOpenError
-from analyzer.reader import MessageReader
+from analyzer.reader import MergedReader, MessageReader
 from analyzer.sip.message import SipMessage
 
 
@@ -33,6 +33,8 @@ class Analysis:
     security: list[SecurityFinding] = field(default_factory=list)
     evicted: int = 0
     """Conversations judged early because more than ``max_open`` were open at once (a flood)."""
+    copies: int = 0
+    """Messages left out because another capture point's file held the same message."""
     """Scanning, password guessing, floods, toll fraud, spoofed responses (analyzer.diagnose.security)."""
 
     def messages_of(self, report: CallReport) -> list[SipMessage]:
@@ -53,9 +55,6 @@ class Analysis:
 
         return messages_dataframe(self.messages)
 
-
-MAX_OPEN = 100_000
-"""Default bound on conversations open at once (``--max-open-calls``): about 4 KiB each."""
 
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".libpcap", ".dmp")
 
@@ -83,9 +82,10 @@ def analyze(
     jobs: int = 1,
     max_open: int = MAX_OPEN,
 ) -> Analysis:
-    """Analyse one capture, or several as one (rotated files: frame numbers count on, calls that
-    span files are joined). Raises :class:`analyzer.errors.CaptureError` for a file that is
-    not a capture, before reading anything.
+    """Analyse one capture, or several as one: their frames merged in time order (frame numbers
+    as ``mergecap`` would give them), so calls that span rotated files are joined and the same
+    message held by two capture points' files counts once (``copies``). Raises
+    :class:`analyzer.errors.CaptureError` for a file that is not a capture, before reading anything.
 
     With ``keep_messages=False`` the analysis streams: conversations are diagnosed and their
     messages dropped as soon as they are over (the call store's expiry), so memory follows
@@ -111,7 +111,9 @@ def analyze(
     for r in reports:
         watch.report(r)
     name = paths[0] if len(paths) == 1 else f"{len(paths)} captures ({paths[0]} …)"
-    return Analysis(name, part.stats, part.warning, reports, part.messages, part.by_call, watch.findings(), evicted)
+    return Analysis(
+        name, part.stats, part.warning, reports, part.messages, part.by_call, watch.findings(), evicted, part.copies
+    )
 
 
 MIN_BYTES_PER_JOB = 8 << 20
@@ -143,6 +145,7 @@ class _Part:
     by_call: dict[tuple[str, str], list[SipMessage]]
     watch: SecurityWatch
     evicted: int
+    copies: int
 
 
 def _analyze_part(
@@ -154,26 +157,30 @@ def _analyze_part(
     max_open: int = MAX_OPEN,
 ) -> _Part:
     decoder = Decoder()
-    readers = [MessageReader(p, decoder=decoder, finish=False) for p in paths]
-    for reader in readers:
-        reader.open()
     run = _Run(decoder, keep)
     run.store.max_open = max_open
     feed = run.feed if shards == 1 else run.shard_feed(shard, shards)
-    first = 1
-    warnings: list[str] = []
-    for reader in readers:
-        reader.first_frame = first
+    copies = 0
+    if len(paths) == 1:
+        reader = MessageReader(paths[0], decoder=decoder, finish=False).open()
         reader.progress = progress
         for msg in reader:
             feed(msg)
-        first += reader.frames_read
-        if reader.capture.warning:
-            warnings.append(f"{reader.path}: {reader.capture.warning}" if len(readers) > 1 else reader.capture.warning)
+        warnings = [reader.capture.warning] if reader.capture.warning else []
+    else:
+        # rotated files and captures from several points: one time line (see MergedReader)
+        merged = MergedReader(list(paths), decoder=decoder).open()
+        merged.progress = progress
+        for msg in merged:
+            feed(msg)
+        warnings = [f"{c.path}: {c.warning}" for c in merged.captures if c.warning]
+        copies = merged.dedup.copies
     for msg in decoder.finish():
         feed(msg)
     reports = run.finish()
-    return _Part(decoder.stats, "; ".join(warnings), reports, run.messages, run.by_call, run.watch, run.store.evicted)
+    return _Part(
+        decoder.stats, "; ".join(warnings), reports, run.messages, run.by_call, run.watch, run.store.evicted, copies
+    )
 
 
 def _analyze_parallel(

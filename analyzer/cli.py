@@ -16,6 +16,7 @@ import click
 
 from analyzer import __version__
 from analyzer.correlate.model import Kind
+from analyzer.correlate.store import MAX_OPEN
 from analyzer.errors import SipflowError, UsageError
 from analyzer.reader import MessageReader
 from analyzer.report.columns import MESSAGE_COLUMNS
@@ -196,6 +197,24 @@ def filter_options(f: Callable[..., None]) -> Callable[..., None]:
     help="With --engine tshark: TLS key log (SSLKEYLOGFILE format) to decrypt SIP over TLS.",
 )
 @click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(0),
+    default=0,
+    show_default="0: every core",
+    help="Processes for the local engine (calls shared out by Call-ID; same result as one). "
+    "With --report, one: the report needs every message in one process.",
+)
+@click.option(
+    "--max-open",
+    "max_open_calls",
+    type=click.IntRange(1),
+    default=MAX_OPEN,
+    show_default=True,
+    help="Conversations open at once (about 4 KiB each); beyond it the least recently active are "
+    "judged early and counted (a flood of unique Call-IDs).",
+)
+@click.option(
     "--work-dir",
     type=click.Path(file_okay=False),
     help="With --engine dask: where workers write the shuffled messages (storage all workers share).",
@@ -212,6 +231,8 @@ def analyze(
     scheduler: str | None,
     work_dir: str | None,
     tls_keylog: Path | None,
+    jobs: int,
+    max_open_calls: int,
     **filter_args: Any,
 ) -> None:
     """Group the SIP of CAPTURES (files or directories, read as one) into calls and say, for each,
@@ -244,7 +265,7 @@ def analyze(
             else:
                 if scheduler is not None or work_dir is not None:
                     raise UsageError("--scheduler and --work-dir go with --engine dask")
-                result = run(paths, tick, keep_messages=keep)
+                result = run(paths, tick, keep_messages=keep, jobs=jobs or cpu_count(), max_open=max_open_calls)
         reports = select(result, filters)
         if report_dir is not None:
             outdir = Path(report_dir) if report_dir else default_dir(paths[0])
@@ -269,6 +290,12 @@ def analyze(
     else:
         write_summary(output, result, reports, peer_names=names)
     output.flush()
+    if result.evicted:
+        click.echo(
+            f"sipflow: warning: {result.evicted} conversation(s) judged early: more than {max_open_calls} were "
+            "open at once (--max-open)",
+            err=True,
+        )
     if result.warning:
         stopped = "" if engine == "tshark" else "reading stopped early: "
         click.echo(f"sipflow: warning: {stopped}{result.warning}", err=True)
@@ -283,6 +310,11 @@ def analyze(
     if failed:
         click.echo(f"sipflow: --fail-on holds: {'; '.join(failed)}", err=True)
         sys.exit(1)
+
+
+def cpu_count() -> int:
+    """Cores this process may use (its CPU affinity, not the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _run_dask(paths: list[str], scheduler: str | None, work_dir: str | None, keep: bool) -> Analysis:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import heapq
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from analyzer.capture.source import open_stream, read_frames
 from analyzer.capture.stats import CaptureStats, RawFrame
+from analyzer.correlate.dedup import Dedup
 from analyzer.decode.pipeline import Decoder
 from analyzer.sip.message import SipMessage
 
@@ -71,3 +73,65 @@ class MessageReader:
 def read_messages(path: str | Path) -> Iterator[SipMessage]:
     """Every SIP message in the capture at ``path`` (``-`` for standard input)."""
     return iter(MessageReader(path))
+
+
+class MergedReader:
+    """Several captures read as one, their frames merged in time order as ``mergecap`` merges
+    them (a tie goes to the earlier file): frame numbers are those of the merged capture.
+
+    Rotated files of one capture point follow each other; captures of several capture
+    points interleave, and a message that two of them hold (same bytes, same addresses,
+    within :data:`analyzer.correlate.dedup.WINDOW_NS`) is produced once; ``dedup.copies``
+    counts the copies left out. Each file's facts are in ``captures``.
+    """
+
+    def __init__(self, paths: list[str], *, decoder: Decoder | None = None) -> None:
+        self.paths = paths
+        self.captures = [CaptureStats(p) for p in paths]
+        self.decoder = decoder if decoder is not None else Decoder()
+        self.dedup = Dedup()
+        self.frames_read = 0
+        self.progress: Callable[[int], None] | None = None
+        self._stack = contextlib.ExitStack()
+        self._frames: list[Iterator[RawFrame]] | None = None
+
+    def open(self) -> MergedReader:
+        if self._frames is None:
+            try:
+                self._frames = [
+                    read_frames(self._stack.enter_context(open_stream(p)), stats)
+                    for p, stats in zip(self.paths, self.captures, strict=True)
+                ]
+            except BaseException:
+                self._stack.close()
+                raise
+        return self
+
+    def __iter__(self) -> Iterator[SipMessage]:
+        frames = self.open()._frames
+        assert frames is not None
+        feed, copy = self.decoder.feed, self.dedup.copy
+        progress = self.progress
+        tagged = [_tag(point, it) for point, it in enumerate(frames)]
+        number = 0
+        try:
+            for number, (ts_ns, point, (_, linktype, data, _orig)) in enumerate(
+                heapq.merge(*tagged, key=_time_then_file), 1
+            ):
+                for msg in feed(number, ts_ns, linktype, data):
+                    if not copy(msg, point):
+                        yield msg
+                if progress is not None and not number & 0x1FFF:
+                    progress(self.decoder.stats.bytes)
+            self.frames_read = number
+        finally:
+            self._stack.close()
+
+
+def _tag(point: int, frames: Iterator[RawFrame]) -> Iterator[tuple[int, int, RawFrame]]:
+    for f in frames:
+        yield f[0], point, f
+
+
+def _time_then_file(item: tuple[int, int, RawFrame]) -> tuple[int, int]:
+    return item[0], item[1]

@@ -73,6 +73,10 @@ SETUP_IDLE_NS = 300_000_000_000  # no final response: past Timer C (3 min)
 CALL_IDLE_NS = 4 * 3600 * 1_000_000_000  # answered, no BYE yet: a long call or a lost BYE
 
 
+MAX_OPEN = 200_000
+"""Default bound on open conversations (``--max-open``), live and offline: about 4 KiB each."""
+
+
 @dataclass(slots=True)
 class CallStore:
     """Open conversations by Call-ID, in order of first appearance.
@@ -84,7 +88,7 @@ class CallStore:
     conversations: dict[tuple[str, Kind], Conversation] = field(default_factory=dict)
     messages: int = 0
     retransmissions: int = 0
-    max_open: int = 200_000
+    max_open: int = MAX_OPEN
     evicted: int = 0
 
     def feed(self, msg: SipMessage) -> None:

@@ -16,6 +16,7 @@ from types import FrameType
 import click
 
 from analyzer.correlate.model import Kind
+from analyzer.correlate.store import MAX_OPEN
 from analyzer.errors import SipflowError, UsageError
 from analyzer.live.hep import DEFAULT_MAX_SIZE, DEFAULT_PORT, DEFAULT_RATE, parse_listen
 from analyzer.live.run import LiveConfig, LiveRun, Outputs
@@ -79,7 +80,7 @@ def _signals(stop: threading.Event, hurry: Callable[[], None]) -> Iterator[None]
 @click.option("-q", "--quiet", is_flag=True, help="No terminal view, no line per call (alerts and errors still).")
 @click.option("--window", default="15m", show_default=True, help="Rolling window of the KPIs.")
 @click.option(
-    "--max-open", type=click.IntRange(100), default=200_000, show_default=True, help="Open conversations kept."
+    "--max-open", type=click.IntRange(100), default=MAX_OPEN, show_default=True, help="Open conversations kept."
 )
 @click.option("--no-alerts", is_flag=True, help="Raise no alerts.")
 @click.option("--alert-cmd", help="Run this for each alert (JSON on stdin; no shell; 10 s at most).")
