@@ -277,7 +277,7 @@ def analyze(
     if fmt == "json":
         doc = calls_report.analysis_dict(result)
         doc["calls"] = [calls_report.call_dict(r) for r in reports]
-        json.dump(doc, output, indent=1, ensure_ascii=False)
+        output.write(json.dumps(doc, indent=1, ensure_ascii=False))  # one write: json.dump writes per token
         output.write("\n")
     elif fmt == "jsonl":
         for r in reports:

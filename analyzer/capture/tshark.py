@@ -32,6 +32,7 @@ from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
 
 from analyzer.correlate.store import CallStore
 from analyzer.decode.pipeline import DecodeStats, Malformed
+from analyzer.diagnose.security import SecurityWatch
 from analyzer.diagnose.verdict import diagnose
 from analyzer.errors import CaptureOpenError, SipParseError, UsageError
 from analyzer.live.events import Done, put_blocking
@@ -297,15 +298,20 @@ def analyze_with_tshark(path: str, keylog: Path | None = None, tshark: str = "ts
     from analyzer.analysis import Analysis
 
     stats = DecodeStats()
-    messages = list(read_with_tshark(path, keylog, tshark, stats))
     store = CallStore()
-    for msg in messages:
+    watch = SecurityWatch()
+    messages: list[SipMessage] = []
+    for msg in read_with_tshark(path, keylog, tshark, stats):
+        watch.message(msg)  # in capture order, as the native engine feeds it
         store.feed(msg)
+        messages.append(msg)
     conversations = store.finish()
     by_call = {(c.call_id, str(c.kind)): c.messages for c in conversations}
     end = stats.last_ts_ns or 0
-    reports = sorted((diagnose(c, end, ()) for c in conversations), key=lambda r: (r.start_ns, r.call_id))
-    return Analysis(path, stats, encrypted_note(stats), reports, messages, by_call)
+    reports = sorted((diagnose(c, end, ()) for c in conversations), key=lambda r: (r.start_ns, r.call_id, str(r.kind)))
+    for r in reports:
+        watch.report(r)
+    return Analysis(path, stats, encrypted_note(stats), reports, messages, by_call, watch.findings())
 
 
 # -- an interface -----------------------------------------------------------------------------

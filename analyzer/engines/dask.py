@@ -15,6 +15,12 @@
 3. One task per partition reads its part of every file, puts the rows in the order one
    decoder would have produced them, feeds a :class:`CallStore` and diagnoses each
    conversation, as :func:`analyzer.analysis.analyze` does.
+4. Meanwhile the capture-wide :class:`SecurityWatch`, which needs every message in input
+   order and cannot be split by Call-ID, goes from file to file: one task per file, next to
+   its rows, merges the file's parts back into its decoder's order batch by batch and feeds
+   the watch; the client hands the watch from one task to the next (then once more through
+   the files whose decoder's ``finish`` gave messages: the local engine feeds those last),
+   and at the end feeds it the final reports, as the local engine does.
 
 The one difference from the local engine: the local engine reads rotated files through ONE
 decoder, so a TCP stream or an IP datagram whose pieces straddle a file boundary is still
@@ -45,8 +51,9 @@ from distributed import Client, Future, LocalCluster, wait
 from analyzer.analysis import Analysis, capture_paths
 from analyzer.correlate.store import CallStore
 from analyzer.decode.pipeline import DecodeStats, Malformed, Unreachable
+from analyzer.diagnose.security import SecurityWatch
 from analyzer.diagnose.verdict import CallReport, diagnose
-from analyzer.engines.table import from_table, in_input_order, split_by_call_id, to_table
+from analyzer.engines.table import from_table, in_input_order, merge_in_input_order, split_by_call_id, to_table
 from analyzer.errors import UsageError
 from analyzer.reader import MessageReader
 from analyzer.sip.message import SipMessage
@@ -56,6 +63,10 @@ CONNECT_TIMEOUT_S = 10
 # bokeh is installed) on this machine only, on any free port: never all interfaces or 8787.
 LOOPBACK_HTTP = "127.0.0.1:0"
 PARTS_PER_THREAD = 2  # partitions per worker thread: a slow partition does not hold up the job
+ROW_GROUP_ROWS = 4096
+"""Rows per Parquet row group of a part: the security watch reads a file's parts side by side,
+holding one row group (and one batch of :data:`WATCH_BATCH_ROWS` messages) of each."""
+WATCH_BATCH_ROWS = 256
 
 Part: TypeAlias = "pa.Table | str | None"
 """One file's rows of one partition: a table, a Parquet file's path, or None (no rows)."""
@@ -76,6 +87,8 @@ class FileDecode:
     last_msg_ns: int
     """Latest message time (HEP agents' times can be later than the last frame's)."""
     warning: str
+    tail_rows: int = 0
+    """Messages produced by the decoder's ``finish``."""
     parts: tuple[Part, ...] = ()
 
 
@@ -107,11 +120,12 @@ def decode_capture(path: str, index: int, partitions: int, out_dir: str | None) 
         else:
             target = Path(out_dir, f"part-{j:05d}", f"file-{index:06d}.parquet")
             target.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(part, target)
+            pq.write_table(part, target, row_group_size=ROW_GROUP_ROWS)
             parts.append(str(target))
     last = max((m.origin.ts_ns for m in messages), default=0)
     warning = reader.capture.warning or ""
-    return FileDecode(index, path, reader.frames_read, stats, body, last, warning, tuple(parts))
+    tail = len(messages) - tail_from
+    return FileDecode(index, path, reader.frames_read, stats, body, last, warning, tail, tuple(parts))
 
 
 def correlate_partition(
@@ -132,6 +146,27 @@ def correlate_partition(
         return PartitionResult(reports)
     members = tuple((c.call_id, str(c.kind), tuple(index[id(m)] for m in c.messages)) for c in conversations)
     return PartitionResult(reports, rows, members)
+
+
+def watch_capture(
+    watch: SecurityWatch | None, decoded: FileDecode, offsets: Sequence[int], tail: bool
+) -> SecurityWatch:
+    """``watch`` (a new one for None) fed the messages of one capture in its decoder's order:
+    those of the decoder's ``finish`` when ``tail``, else all the others."""
+    # Changed in place: the client scattered it for this task alone, and releases it after.
+    out = SecurityWatch() if watch is None else watch
+    streams = [_batches(p) for p in decoded.parts if p is not None]
+    for msg in merge_in_input_order(streams, offsets, tail=tail):
+        out.message(msg)
+    return out
+
+
+def _batches(part: pa.Table | str) -> Iterator[pa.RecordBatch]:
+    if not isinstance(part, str):
+        yield from part.to_batches(max_chunksize=WATCH_BATCH_ROWS)
+        return
+    with pq.ParquetFile(part) as f:
+        yield from f.iter_batches(batch_size=WATCH_BATCH_ROWS)
 
 
 def _facts(decoded: FileDecode) -> FileDecode:
@@ -234,6 +269,7 @@ def analyze(
             futures += parts
             results.append(client.submit(correlate_partition, parts, offsets, end_ns, icmp, keep_messages, pure=False))
         futures += results
+        security = _watch(client, decodes, decoded, offsets, timeout)  # while the partitions run
         wait(results, timeout=timeout)  # type: ignore[no-untyped-call]
         gathered: list[PartitionResult] = client.gather(results)  # type: ignore[no-untyped-call]
     finally:
@@ -242,9 +278,38 @@ def analyze(
             shutil.rmtree(run_dir, ignore_errors=True)
     warnings = [f"{d.path}: {d.warning}" if len(paths) > 1 else d.warning for d in decoded if d.warning]
     name = paths[0] if len(paths) == 1 else f"{len(paths)} captures ({paths[0]} …)"
-    reports = sorted((r for g in gathered for r in g.reports), key=lambda r: (r.start_ns, r.call_id))
+    reports = sorted((r for g in gathered for r in g.reports), key=lambda r: (r.start_ns, r.call_id, str(r.kind)))
+    for r in reports:
+        security.report(r)
     messages, by_call = _messages(gathered, offsets) if keep_messages else ([], {})
-    return Analysis(name, stats, "; ".join(warnings), reports, messages, by_call)
+    return Analysis(name, stats, "; ".join(warnings), reports, messages, by_call, security.findings())
+
+
+def _watch(
+    client: Client,
+    decodes: Sequence[Future[Any]],
+    decoded: Sequence[FileDecode],
+    offsets: Sequence[int],
+    timeout: float | None,
+) -> SecurityWatch:
+    """One :class:`SecurityWatch` fed every message in input order by :func:`watch_capture`
+    tasks, file after file, then again for the files whose decoder's ``finish`` gave messages.
+
+    The client holds the watch between two tasks rather than chaining the tasks' futures: a
+    chain would keep every file's watch in memory until the end, or leave tasks no client
+    holds, which cancelling their inputs trips over (``stimulus_cancel`` asserts a holder).
+    """
+    steps = [(f, False) for f in decodes] + [(f, True) for f, d in zip(decodes, decoded, strict=True) if d.tail_rows]
+    watch: SecurityWatch | None = None
+    for decode, tail in steps:
+        given = None if watch is None else client.scatter(watch, hash=False)  # type: ignore[no-untyped-call]
+        task = client.submit(watch_capture, given, decode, offsets, tail, pure=False)
+        try:
+            watch = task.result(timeout=timeout)
+        finally:
+            client.cancel([task] if given is None else [task, given])  # type: ignore[no-untyped-call]
+    assert watch is not None  # there is at least one capture
+    return watch
 
 
 def _messages(

@@ -13,12 +13,14 @@ The Origin columns follow ``Origin``'s own fields, so a field added there travel
 
 from __future__ import annotations
 
+import heapq
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, get_type_hints
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from analyzer.sip.message import Origin, SipMessage
 from analyzer.sip.parser import parse_message
@@ -75,8 +77,9 @@ def to_table(messages: Sequence[SipMessage], *, file: int = 0, tail_from: int | 
     return pa.Table.from_pydict(columns, schema=SCHEMA)
 
 
-def from_table(table: pa.Table, frame_offsets: Sequence[int] = ()) -> Iterator[SipMessage]:
-    """The messages of ``table``, in row order, equal to those :func:`to_table` was given.
+def from_table(table: pa.Table | pa.RecordBatch, frame_offsets: Sequence[int] = ()) -> Iterator[SipMessage]:
+    """The messages of ``table`` (or of one batch of its rows), in row order, equal to those
+    :func:`to_table` was given.
 
     ``frame_offsets[file]`` is added to frame numbers: a file decoded on its own counts
     frames from 1, where the local engine counts on across the files of one analysis.
@@ -123,3 +126,32 @@ def in_input_order(tables: Sequence[pa.Table]) -> pa.Table:
     if not tables:
         return SCHEMA.empty_table()
     return pa.concat_tables(tables).sort_by(INPUT_ORDER)
+
+
+InputKey = tuple[bool, int, int]
+"""(tail, file, seq) of a row: sorting on it gives :data:`INPUT_ORDER`."""
+
+
+def merge_in_input_order(
+    streams: Iterable[Iterable[pa.RecordBatch]], frame_offsets: Sequence[int] = (), *, tail: bool | None = None
+) -> Iterator[SipMessage]:
+    """The messages of several streams of row batches, each stream in input order (one
+    partition of one file: :func:`split_by_call_id` keeps the order), merged back into input
+    order, as :func:`in_input_order` would put them, while holding one batch of each stream.
+
+    ``tail``: only the rows of the decoders' ``finish`` (True), only the others (False), or all.
+    """
+    keyed = [_keyed(batches, frame_offsets, tail) for batches in streams]
+    for _, msg in heapq.merge(*keyed, key=lambda km: km[0]):
+        yield msg
+
+
+def _keyed(
+    batches: Iterable[pa.RecordBatch], frame_offsets: Sequence[int], tail: bool | None
+) -> Iterator[tuple[InputKey, SipMessage]]:
+    for batch in batches:
+        if tail is not None:
+            rows = batch.column("tail")
+            batch = batch.filter(rows if tail else pc.invert(rows))
+        keys = zip(*(batch.column(name).to_pylist() for name, _ in INPUT_ORDER), strict=True)
+        yield from zip(keys, from_table(batch, frame_offsets), strict=True)

@@ -41,6 +41,6 @@ class ReportDir:
         }
         csv_path, json_path = self.directory / "calls.csv", self.directory / "calls.json"
         atomic_write(csv_path, lambda f: frame.to_csv(f, index=False))
-        atomic_write(json_path, lambda f: json.dump(doc, f, indent=1, ensure_ascii=False))
+        atomic_write(json_path, lambda f: f.write(json.dumps(doc, indent=1, ensure_ascii=False)))
         self.writes += 1
         return [csv_path, json_path]

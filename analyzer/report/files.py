@@ -73,7 +73,7 @@ def write_report_dir(
     doc = {"capture": capture_dict(a), "calls": [call_dict(r) for r in shown], "summary": summary_dict(a)}
     atomic_write(outdir / "calls.csv", lambda f: _defused(calls).to_csv(f, index=False))
     atomic_write(outdir / "messages.csv", lambda f: _defused(msgs).to_csv(f, index=False))
-    atomic_write(outdir / "calls.json", lambda f: json.dump(doc, f, indent=1, ensure_ascii=False))
+    atomic_write(outdir / "calls.json", lambda f: f.write(json.dumps(doc, indent=1, ensure_ascii=False)))
     atomic_write(outdir / "calls.parquet", lambda f: calls.to_parquet(f, index=False), binary=True)
     written = [outdir / n for n in names[1:]]
     html = render_html(a, redaction=redaction)

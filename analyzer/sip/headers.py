@@ -143,6 +143,15 @@ class Headers:
     def _head(self) -> bytes:
         return self._data[self._start : self._end]
 
+    def __eq__(self, other: object) -> bool:
+        """Equal when the header blocks are the same bytes: two parses of one message are
+        equal, whatever each has looked up or memoised since."""
+        if not isinstance(other, Headers):
+            return NotImplemented
+        return self._head() == other._head()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable caches: equal by content, not hashable
+
     def _load(self) -> list[tuple[str, str]]:
         if self._pairs is None:
             self._pairs = split_header_lines(decode_text(self._head()))

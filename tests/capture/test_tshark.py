@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from analyzer.analysis import analyze
 from analyzer.capture.tshark import (
     TLS_NO_SIP,
     TsharkMessages,
@@ -24,7 +25,7 @@ from analyzer.capture.tshark import (
     tshark_argv,
 )
 from analyzer.cli import main
-from tests.oracle import SAMPLE_PCAPS
+from tests.oracle import SAMPLE_PCAPS, SHARED_PCAPS
 
 CAPTURE = SAMPLE_PCAPS / "tls_call.pcap"
 KEYS = SAMPLE_PCAPS / "tls_call.keys"
@@ -67,6 +68,20 @@ def test_tls_call_with_keylog() -> None:
     ]
     assert (a.stats.frames, a.stats.sip_messages, a.warning) == (29, 14, "")
     assert a.stats.frames_by_reason == {"sip": 14, TLS_NO_SIP: 15}
+    assert a.security == []
+
+
+@needs_tshark
+def test_security_as_the_native_engine() -> None:
+    # plain UDP that both engines read alike: one OPTIONS from SIPVicious ("UNfriendly-scanner")
+    path = SHARED_PCAPS / "goffinet-sip_captures/Forensic_challenge_4.pcap"
+    a, native = analyze_with_tshark(str(path)), analyze(path)
+    assert a.messages == native.messages
+    assert a.security == native.security
+    (found,) = a.security
+    assert (found.rule, found.severity, found.src, found.count, found.frames) == (
+        "scanner", "medium", "172.25.105.43", 1, (1,),
+    )  # fmt: skip
 
 
 @needs_tshark

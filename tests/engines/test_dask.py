@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from distributed import Client, LocalCluster
@@ -16,9 +17,13 @@ from distributed import Client, LocalCluster
 from analyzer.analysis import Analysis, analyze
 from analyzer.cli import main
 from analyzer.decode.pipeline import DecodeStats, Malformed, Unreachable
+from analyzer.diagnose.security import SecurityWatch
 from analyzer.engines import dask as engine
+from analyzer.engines.table import split_by_call_id, to_table
 from analyzer.errors import CaptureFormatError
 from analyzer.report.calls import call_dict
+from analyzer.sip.message import Origin, SipMessage
+from analyzer.sip.parser import parse_message
 from tests.oracle import SAMPLE_PCAPS, SHARED_PCAPS
 
 TIMEOUT_S = 60
@@ -32,6 +37,8 @@ SHARED = (
     "goffinet-sip_captures/sip-routing-error-wireshark.pcapng",
     "wireshark-samplecaptures/h223-over-rtp.pcap.gz",
 )
+SCANNED = SHARED_PCAPS / "goffinet-sip_captures/Forensic_challenge_4.pcap"
+"""One OPTIONS from SIPVicious ("UNfriendly-scanner"): the one security finding of the captures."""
 SAMPLES = (
     "udp_call.pcap",
     "tcp_large_invite.pcap",
@@ -63,10 +70,9 @@ def calls(a: Analysis) -> list[dict[str, Any]]:
 
 
 def same(a: Analysis) -> tuple[Any, ...]:
-    """What an analysis says, messages compared by content (``Headers`` has no ``__eq__``)."""
-    msgs = [(m._replace(headers=None), m.headers.items()) for m in a.messages]
+    """What an analysis says."""
     by_call = {k: [m.origin.frame for m in v] for k, v in a.by_call.items()}
-    return (a.path, a.stats, a.warning, calls(a), msgs, by_call)
+    return (a.path, a.stats, a.warning, calls(a), a.messages, by_call, a.security)
 
 
 def run_dask(client: Client, paths: list[Path], **kw: Any) -> Analysis:
@@ -79,6 +85,94 @@ def test_one_capture_as_the_local_engine(client: Client, path: Path) -> None:
     far = run_dask(client, [path], partitions=3, keep_messages=True)
     assert same(far) == same(local)
     assert sum(r.messages for r in far.calls) == sum(r.messages for r in local.calls) == len(local.messages)
+
+
+@pytest.mark.parametrize(("name", "findings"), [(str(SCANNED), 1), (str(SAMPLE_PCAPS / "rule_auth_loop.pcap"), 0)])
+@pytest.mark.parametrize("shuffle", ["memory", "parquet"])
+def test_security_as_the_local_engine(client: Client, tmp_path: Path, name: str, findings: int, shuffle: str) -> None:
+    local = analyze(name)
+    far = run_dask(client, [Path(name)], partitions=3, work_dir=tmp_path if shuffle == "parquet" else None)
+    assert far.security == local.security
+    assert len(far.security) == findings
+    if findings:
+        (found,) = far.security
+        assert (found.rule, found.severity, found.src, found.count, found.frames) == (
+            "scanner", "medium", "172.25.105.43", 1, (1,),
+        )  # fmt: skip
+
+
+_OPTIONS = "OPTIONS sip:100@192.0.2.2 SIP/2.0\r\nCall-ID: {cid}\r\nCSeq: 1 OPTIONS\r\n{ua}Content-Length: 0\r\n\r\n"
+
+
+def _options(cid: str, frame: int, agent: str = "") -> SipMessage:
+    raw = _OPTIONS.format(cid=cid, ua=f"User-Agent: {agent}\r\n" if agent else "").encode()
+    return parse_message(raw, Origin(frame, (frame,), frame * 1_000_000, "192.0.2.1", 5060, "192.0.2.2", 5060, "udp"))
+
+
+def _decode(
+    index: int, messages: list[SipMessage], tail_from: int, partitions: int, out: Path | None
+) -> engine.FileDecode:
+    """What :func:`engine.decode_capture` gives for a capture whose decoder produced ``messages``
+    (those from ``tail_from`` on by its ``finish``): parts in memory, or Parquet under ``out``."""
+    table = to_table(messages, file=index, tail_from=tail_from)
+    parts: list[engine.Part] = []
+    for j, part in enumerate(split_by_call_id(table, partitions)):
+        if out is not None and part.num_rows:
+            pq.write_table(part, out / f"{index}-{j}.parquet", row_group_size=2)
+            parts.append(str(out / f"{index}-{j}.parquet"))
+        else:
+            parts.append(part if part.num_rows else None)
+    stats = DecodeStats(frames=10)
+    return engine.FileDecode(index, f"f{index}", 10, stats, 0, 0, "", len(messages) - tail_from, tuple(parts))
+
+
+class Recorder(SecurityWatch):
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames: list[int] = []
+
+    def message(self, msg: SipMessage) -> None:
+        self.frames.append(msg.frame)
+        super().message(msg)
+
+
+@pytest.mark.parametrize("shuffle", ["memory", "parquet"])
+def test_watch_capture_streams_a_file_in_decoder_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shuffle: str
+) -> None:
+    monkeypatch.setattr(engine, "WATCH_BATCH_ROWS", 2)  # several batches per part, merged
+    msgs = [_options(c, i + 1) for i, c in enumerate("abcadbea")]
+    decoded = _decode(1, msgs, 6, 3, tmp_path if shuffle == "parquet" else None)
+    watch = engine.watch_capture(Recorder(), decoded, [0, 100], False)
+    assert isinstance(watch, Recorder)
+    assert watch.frames == [101, 102, 103, 104, 105, 106]
+    engine.watch_capture(watch, decoded, [0, 100], True)
+    assert watch.frames == [101, 102, 103, 104, 105, 106, 107, 108]
+
+
+def test_watch_feeds_the_decoders_finish_after_every_file(client: Client) -> None:
+    # the first scanner message fed names the tool: file 1's, not file 0's ``finish``
+    first = [_options("a", 1), _options("b", 2, "sipcli 1.0"), _options("c", 3, "sipcli 1.0")]
+    second = [_options("d", 1, "friendly-scanner"), _options("e", 2)]
+    decoded = [_decode(0, first, 1, 2, None), _decode(1, second, 2, 2, None)]
+    offsets = [0, 10]
+    decodes = [client.scatter(d, hash=False) for d in decoded]  # type: ignore[no-untyped-call]
+    try:
+        got = engine._watch(client, decodes, decoded, offsets, TIMEOUT_S)
+    finally:
+        client.cancel(decodes)  # type: ignore[no-untyped-call]
+    expected = SecurityWatch()
+    for msg in [
+        first[0],
+        *(m._replace(origin=m.origin._replace(frame=m.frame + 10, frames=(m.frame + 10,))) for m in second),
+        *first[1:],
+    ]:
+        expected.message(msg)
+    assert got.findings() == expected.findings()
+    (found,) = got.findings()
+    assert (found.rule, found.count, found.frames, dict(found.details)["tool"]) == (
+        "scanner", 3, (2, 3, 11), "friendly-scanner",
+    )  # fmt: skip
 
 
 def test_many_captures_as_one_analysis(client: Client, tmp_path: Path) -> None:
