@@ -10,8 +10,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from analyzer.correlate.store import MAX_OPEN, CallStore
 from analyzer.decode.pipeline import Decoder, DecodeStats
@@ -20,6 +19,9 @@ from analyzer.diagnose.verdict import CallReport, diagnose
 from analyzer.errors import CaptureOpenError
 from analyzer.reader import MergedReader, MessageReader
 from analyzer.sip.message import SipMessage
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(slots=True)
