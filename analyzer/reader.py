@@ -7,9 +7,11 @@ import heapq
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from analyzer.capture.source import open_stream, read_frames
+from analyzer.capture.pcap import PcapRecords
+from analyzer.capture.source import Guarded, open_stream, read_frames
 from analyzer.capture.stats import CaptureStats, RawFrame
 from analyzer.correlate.dedup import Dedup
+from analyzer.decode.fastpcap import ETHERNET, FastRun
 from analyzer.decode.pipeline import Decoder
 from analyzer.sip.message import SipMessage
 
@@ -53,6 +55,10 @@ class MessageReader:
     def __iter__(self) -> Iterator[SipMessage]:
         frames = self.open()._frames
         assert frames is not None
+        source = frames.source if isinstance(frames, Guarded) else None
+        if isinstance(source, PcapRecords) and source.linktype == ETHERNET:
+            yield from self._fast(source)
+            return
         feed = self.decoder.feed
         number = self.first_frame - 1
         try:
@@ -64,6 +70,18 @@ class MessageReader:
                 if progress is not None and not number & 0x1FFF:
                     progress(self.decoder.stats.bytes)
             self.frames_read = number - self.first_frame + 1
+            if self.finish:
+                yield from self.decoder.finish()
+        finally:
+            self._stack.close()
+
+    def _fast(self, records: PcapRecords) -> Iterator[SipMessage]:
+        """Classic pcap of Ethernet: the fused loop (same messages, same counts, faster)."""
+        run = FastRun(records, self.decoder, self.first_frame)
+        run.progress = self.progress
+        try:
+            yield from run
+            self.frames_read = run.frames
             if self.finish:
                 yield from self.decoder.finish()
         finally:

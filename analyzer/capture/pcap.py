@@ -35,7 +35,29 @@ def read_pcap(stream: BinaryIO, head: bytes, stats: CaptureStats) -> Iterator[Ra
     _snaplen, linktype = struct.unpack(order + "II", head[16:24])
     linktype &= 0x03FF_FFFF  # upper bits hold the FCS length (pcap-linktype(7))
     stats.linktypes.add(linktype)
-    return _records(stream, order, scale, linktype, stats)
+    return PcapRecords(stream, order, scale, linktype, stats)
+
+
+class PcapRecords:
+    """The records of one pcap stream, read once. Its fields let a reader that needs no
+    frame objects walk the same records faster (:mod:`analyzer.decode.fastpcap`)."""
+
+    def __init__(self, stream: BinaryIO, order: str, scale: int, linktype: int, stats: CaptureStats) -> None:
+        self.stream = stream
+        self.order = order
+        self.scale = scale
+        """Nanoseconds per unit of the record's fraction field (1000: microseconds)."""
+        self.linktype = linktype
+        self.stats = stats
+        self._frames: Iterator[RawFrame] | None = None
+
+    def __iter__(self) -> Iterator[RawFrame]:
+        return self
+
+    def __next__(self) -> RawFrame:
+        if self._frames is None:
+            self._frames = _records(self.stream, self.order, self.scale, self.linktype, self.stats)
+        return next(self._frames)
 
 
 def _read_exact(stream: BinaryIO, n: int) -> bytes:

@@ -61,10 +61,10 @@ def read_frames(stream: BinaryIO, stats: CaptureStats) -> Iterator[RawFrame]:
 def _by_magic(stream: BinaryIO, head: bytes, stats: CaptureStats) -> Iterator[RawFrame]:
     if head in MAGICS:
         stats.format = ("pcap-ns" if MAGICS[head][1] == 1 else "pcap") + stats.format
-        return _guard(read_pcap(stream, head, stats), stats)
+        return Guarded(read_pcap(stream, head, stats), stats)
     if head == PCAPNG_MAGIC:
         stats.format = "pcapng" + stats.format
-        return _guard(read_pcapng(stream, head, stats), stats)
+        return Guarded(read_pcapng(stream, head, stats), stats)
     what = "an empty file" if not head else f"first bytes {head.hex()}"
     raise CaptureFormatError(f"{stats.path}: not a pcap or pcapng capture ({what})")
 
@@ -74,12 +74,26 @@ def _gunzip(stream: BinaryIO, head: bytes) -> BinaryIO:
     return cast(BinaryIO, gzip.GzipFile(fileobj=fileobj, mode="rb"))
 
 
-def _guard(frames: Iterator[RawFrame], stats: CaptureStats) -> Iterator[RawFrame]:
-    """Turn a damaged compressed stream into a warning: keep what was read before it."""
-    try:
-        yield from frames
-    except GZIP_ERRORS as exc:
-        stats.stop(f"compressed data is damaged or cut short ({exc})")
+class Guarded:
+    """Frames whose reading turns a damaged compressed stream into a warning: what was read
+    before the damage is kept. ``source`` is the format reader underneath."""
+
+    def __init__(self, source: Iterator[RawFrame], stats: CaptureStats) -> None:
+        self.source = source
+        self.stats = stats
+        self._frames = self._guarded()
+
+    def __iter__(self) -> Iterator[RawFrame]:
+        return self._frames
+
+    def __next__(self) -> RawFrame:
+        return next(self._frames)
+
+    def _guarded(self) -> Iterator[RawFrame]:
+        try:
+            yield from self.source
+        except GZIP_ERRORS as exc:
+            self.stats.stop(f"compressed data is damaged or cut short ({exc})")
 
 
 class _Prefixed:

@@ -27,7 +27,7 @@ MAX_DEPTH = 6  # tunnels inside tunnels deeper than this are not decoded
 
 # First payload bytes worth a closer look on UDP: letters (SIP, "HEP3"), 0x02 (HEPv2),
 # 0x08-0x0f (VXLAN flags), 0x30-0x37 (GTPv1). RTP (0x80-0xbf) falls through at once.
-_UDP_INTERESTING = bytes(
+UDP_INTERESTING = bytes(
     1 if (0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A or b == 0x02 or 0x08 <= b <= 0x0F or 0x30 <= b <= 0x37) else 0
     for b in range(256)
 )
@@ -115,7 +115,7 @@ class Decoder:
             and not (data[20] & 0x3F or data[21])
         ):
             first = data[42]
-            if not _UDP_INTERESTING[first]:
+            if not UDP_INTERESTING[first]:
                 self._fast_not_sip += 1
                 return []
             if _SIP_FIRST[first]:
@@ -185,6 +185,18 @@ class Decoder:
         return out
 
     # -- layers ------------------------------------------------------------------------
+    def skipped_fast(self, frames: int, nbytes: int, first_ts_ns: int, last_ts_ns: int) -> None:
+        """Count ``frames`` a reader dropped by the fast path's own test (Ethernet / IPv4 /
+        UDP whose payload cannot start SIP, HEP or a tunnel) without handing them over, as
+        :meth:`feed` would have counted them."""
+        st = self.stats
+        st.frames += frames
+        st.bytes += nbytes
+        if st.first_ts_ns is None:
+            st.first_ts_ns = first_ts_ns
+        st.last_ts_ns = last_ts_ns
+        self._fast_not_sip += frames
+
     def sync_stats(self) -> DecodeStats:
         """Fold the fast path's counter into ``stats`` (done by :meth:`finish` too)."""
         if self._fast_not_sip:
@@ -271,7 +283,7 @@ class Decoder:
         payload = seg[8:ulen] if 8 <= ulen <= len(seg) else seg[8:]
         if not payload:
             return self._skip("udp-empty")
-        if not _UDP_INTERESTING[payload[0]]:
+        if not UDP_INTERESTING[payload[0]]:
             if payload in _KEEPALIVES:
                 return self._skip("keepalive")
             return self._skip("udp-not-sip")

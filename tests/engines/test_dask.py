@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import socket
 import struct
+import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -20,6 +24,7 @@ from analyzer.decode.pipeline import DecodeStats, Malformed, Unreachable
 from analyzer.diagnose.security import SecurityWatch
 from analyzer.engines import dask as engine
 from analyzer.engines.table import split_by_call_id, to_table
+from analyzer.engines.timeline import frame_numbers
 from analyzer.errors import CaptureFormatError
 from analyzer.report.calls import call_dict
 from analyzer.sip.message import Origin, SipMessage
@@ -27,6 +32,7 @@ from analyzer.sip.parser import parse_message
 from tests.oracle import SAMPLE_PCAPS, SHARED_PCAPS
 
 TIMEOUT_S = 60
+MS = 1_000_000
 
 SHARED = (
     "wireshark-samplecaptures/aaa.pcap",
@@ -72,7 +78,7 @@ def calls(a: Analysis) -> list[dict[str, Any]]:
 def same(a: Analysis) -> tuple[Any, ...]:
     """What an analysis says."""
     by_call = {k: [m.origin.frame for m in v] for k, v in a.by_call.items()}
-    return (a.path, a.stats, a.warning, calls(a), a.messages, by_call, a.security)
+    return (a.path, a.stats, a.warning, calls(a), a.messages, by_call, a.security, a.copies)
 
 
 def run_dask(client: Client, paths: list[Path], **kw: Any) -> Analysis:
@@ -110,10 +116,16 @@ def _options(cid: str, frame: int, agent: str = "") -> SipMessage:
 
 
 def _decode(
-    index: int, messages: list[SipMessage], tail_from: int, partitions: int, out: Path | None
+    index: int,
+    messages: list[SipMessage],
+    tail_from: int,
+    partitions: int,
+    out: Path | None,
+    stamps: list[int] | None = None,
 ) -> engine.FileDecode:
-    """What :func:`engine.decode_capture` gives for a capture whose decoder produced ``messages``
-    (those from ``tail_from`` on by its ``finish``): parts in memory, or Parquet under ``out``."""
+    """What :func:`engine.decode_capture` gives for a capture of 10 frames (at ``stamps``,
+    1 ms apart by default) whose decoder produced ``messages`` (those from ``tail_from`` on
+    by its ``finish``): parts in memory, or Parquet under ``out``."""
     table = to_table(messages, file=index, tail_from=tail_from)
     parts: list[engine.Part] = []
     for j, part in enumerate(split_by_call_id(table, partitions)):
@@ -122,8 +134,23 @@ def _decode(
             parts.append(str(out / f"{index}-{j}.parquet"))
         else:
             parts.append(part if part.num_rows else None)
-    stats = DecodeStats(frames=10)
-    return engine.FileDecode(index, f"f{index}", 10, stats, 0, 0, "", len(messages) - tail_from, tuple(parts))
+    times = np.array(stamps if stamps is not None else [f * MS for f in range(1, 11)], dtype=np.int64)
+    ts = [m.origin.ts_ns for m in messages]
+    return engine.FileDecode(
+        index,
+        f"f{index}",
+        10,
+        DecodeStats(frames=10),
+        0,
+        max(ts),
+        "",
+        len(messages) - tail_from,
+        tuple(parts),
+        times,
+        (),
+        min(ts),
+        len(messages),
+    )
 
 
 class Recorder(SecurityWatch):
@@ -137,28 +164,58 @@ class Recorder(SecurityWatch):
 
 
 @pytest.mark.parametrize("shuffle", ["memory", "parquet"])
-def test_watch_capture_streams_a_file_in_decoder_order(
+def test_watch_captures_streams_files_in_merged_order_without_copies(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shuffle: str
 ) -> None:
     monkeypatch.setattr(engine, "WATCH_BATCH_ROWS", 2)  # several batches per part, merged
+    out = tmp_path if shuffle == "parquet" else None
     msgs = [_options(c, i + 1) for i, c in enumerate("abcadbea")]
-    decoded = _decode(1, msgs, 6, 3, tmp_path if shuffle == "parquet" else None)
-    watch = engine.watch_capture(Recorder(), decoded, [0, 100], False)
+    # a second capture point's file: copies of the first three, 1 ms later, its frames
+    # interleaved with the first file's (file 0's frame n is merged frame 2n - 1, file 1's 2n)
+    copies = [m._replace(origin=m.origin._replace(ts_ns=m.origin.ts_ns + MS // 2)) for m in msgs[:3]]
+    decoded = [
+        _decode(0, msgs, 6, 3, out),
+        _decode(1, [*copies, _options("z", 4)], 4, 3, out, [f * MS + MS // 2 for f in range(1, 11)]),
+    ]
+    numbers = frame_numbers([d.stamps for d in decoded])
+    assert engine.watch_groups(decoded, numbers) == [[0, 1]]
+    watch = engine.watch_captures(Recorder(), decoded, numbers, False)
     assert isinstance(watch, Recorder)
-    assert watch.frames == [101, 102, 103, 104, 105, 106]
-    engine.watch_capture(watch, decoded, [0, 100], True)
-    assert watch.frames == [101, 102, 103, 104, 105, 106, 107, 108]
+    assert watch.frames == [1, 3, 5, 7, 8, 9, 11]  # file 1's copies (2, 4, 6) left out
+    engine.watch_captures(watch, decoded[:1], numbers, True)
+    assert watch.frames == [1, 3, 5, 7, 8, 9, 11, 13, 15]
+
+
+def test_watch_groups_follow_the_time_line() -> None:
+    def decode(index: int, first_ms: int, frames: int = 10) -> engine.FileDecode:
+        stamps = [(first_ms + f) * MS for f in range(frames)]
+        return dataclasses.replace(
+            _decode(index, [_options("a", 1)], 1, 1, None, stamps),
+            frames=frames,
+            first_msg_ns=stamps[0],
+            last_msg_ns=stamps[-1],
+        )
+
+    # rotated pieces given in reverse (0 comes last), another point's file overlapping piece 1,
+    # and one starting 150 ms after piece 2 ends: within the dedup window
+    decoded = [decode(0, 2000), decode(1, 1000), decode(2, 0), decode(3, 1005), decode(4, 159)]
+    numbers = frame_numbers([d.stamps for d in decoded])
+    assert engine.watch_groups(decoded, numbers) == [[2, 4], [1, 3], [0]]
+    without_rows = dataclasses.replace(decoded[4], rows=0, tail_rows=0)
+    assert engine.watch_groups([*decoded[:4], without_rows], numbers) == [[2], [1, 3], [0]]
 
 
 def test_watch_feeds_the_decoders_finish_after_every_file(client: Client) -> None:
     # the first scanner message fed names the tool: file 1's, not file 0's ``finish``
     first = [_options("a", 1), _options("b", 2, "sipcli 1.0"), _options("c", 3, "sipcli 1.0")]
     second = [_options("d", 1, "friendly-scanner"), _options("e", 2)]
-    decoded = [_decode(0, first, 1, 2, None), _decode(1, second, 2, 2, None)]
-    offsets = [0, 10]
+    decoded = [_decode(0, first, 1, 2, None), _decode(1, second, 2, 2, None, [f * MS for f in range(11, 21)])]
+    numbers = frame_numbers([d.stamps for d in decoded])
     decodes = [client.scatter(d, hash=False) for d in decoded]  # type: ignore[no-untyped-call]
+    steps = [([decodes[i] for i in g], False) for g in engine.watch_groups(decoded, numbers)]
+    assert len(steps) == 1  # message times within the dedup window: one group, merged by frame
     try:
-        got = engine._watch(client, decodes, decoded, offsets, TIMEOUT_S)
+        got = engine._watch(client, [*steps, ([decodes[0]], True)], numbers, TIMEOUT_S)
     finally:
         client.cancel(decodes)  # type: ignore[no-untyped-call]
     expected = SecurityWatch()
@@ -183,6 +240,47 @@ def test_many_captures_as_one_analysis(client: Client, tmp_path: Path) -> None:
     assert same(far) == same(local)
     assert (len(far.calls), far.stats.sip_messages, far.stats.frames) == (106, 805, 2504)
     assert list(tmp_path.iterdir()) == []  # the shuffle's Parquet files are gone
+
+
+FORKING = SAMPLE_PCAPS / "rule_forking.pcap"
+needs_editcap = pytest.mark.skipif(shutil.which("editcap") is None, reason="editcap (wireshark-common) missing")
+
+
+def editcap(*args: str) -> None:
+    subprocess.run(["editcap", *args], check=True, capture_output=True, timeout=60)
+
+
+@needs_editcap
+@pytest.mark.parametrize("shuffle", ["memory", "parquet"])
+def test_two_capture_points_as_the_local_engine(client: Client, tmp_path: Path, shuffle: str) -> None:
+    # the same traffic seen at a second point 4 ms later: frames interleave, every message twice
+    point_b = tmp_path / "point_b.pcap"
+    editcap("-t", "0.004", str(FORKING), str(point_b))
+    paths = [FORKING, point_b]
+    local = analyze(paths)
+    work = tmp_path / "work" if shuffle == "parquet" else None
+    if work is not None:
+        work.mkdir()
+    far = run_dask(client, paths, partitions=3, keep_messages=True, work_dir=work)
+    assert same(far) == same(local)
+    assert (far.copies, len(far.messages), [r.messages for r in far.calls]) == (36, 36, [22, 14])
+    assert [m.frame for m in far.messages][:3] == [3, 4, 7]  # as mergecap -w numbers them
+    assert far.stats.frames == 2 * analyze(FORKING).stats.frames
+    streamed = run_dask(client, [point_b, FORKING], partitions=2)  # point B given first: it wins the ties
+    assert (streamed.copies, calls(streamed)) == (36, calls(analyze([point_b, FORKING])))
+
+
+@needs_editcap
+def test_rotated_pieces_in_reverse_as_the_local_engine(client: Client, tmp_path: Path) -> None:
+    editcap("-c", "20", str(FORKING), str(tmp_path / "rot.pcap"))  # as tcpdump -C/-G rotates
+    pieces = sorted(tmp_path.glob("rot_*.pcap"), reverse=True)
+    assert len(pieces) == 3
+    local = analyze(pieces)
+    far = run_dask(client, pieces, partitions=2, keep_messages=True)
+    assert same(far) == same(local)
+    whole = analyze(FORKING)
+    assert (far.copies, [m.origin for m in far.messages]) == (0, [m.origin for m in whole.messages])
+    assert calls(far) == calls(whole)
 
 
 def test_partition_count_does_not_change_the_result(client: Client) -> None:
@@ -226,10 +324,13 @@ def test_a_message_split_by_rotation_is_lost_per_file(client: Client, tmp_path: 
     assert [(r.messages, r.frames) for r in far.calls] == [(1, (11,))]
 
 
-def test_merge_stats_numbers_on_and_keeps_finish_last() -> None:
+def test_merge_stats_numbers_as_the_merged_capture_and_keeps_finish_last() -> None:
     def stats(frames: int, malformed: list[Malformed], icmp: list[Unreachable]) -> DecodeStats:
         return DecodeStats(frames, 10 * frames, 1, Counter(sip=1), malformed, icmp, 100, 100 + frames)
 
+    # two capture points, frames interleaved: a's frame n is merged frame 2n - 1, b's 2n (9 for its 5th)
+    a = np.array([0, 10, 20, 30], dtype=np.int64)
+    b = np.array([5, 15, 25, 35, 45], dtype=np.int64)
     first = engine.FileDecode(
         0,
         "a",
@@ -238,20 +339,41 @@ def test_merge_stats_numbers_on_and_keeps_finish_last() -> None:
         1,
         0,
         "",
+        stamps=a,
+        malformed_at=(2,),
     )
     icmp = Unreachable(3, 5, "192.0.2.9", "192.0.2.1:5060", 3)
-    second = engine.FileDecode(1, "b", 5, stats(5, [Malformed(5, (4, 5), "tcp-incomplete", "")], [icmp]), 0, 0, "")
-    offsets = engine.frame_offsets([first, second])
-    merged = engine.merge_stats([first, second], offsets)
-    assert offsets == [0, 4]
+    second = engine.FileDecode(
+        1,
+        "b",
+        5,
+        stats(
+            5,
+            [
+                Malformed(1, (1,), "sip-y", ""),
+                Malformed(1, (1,), "ip-fragments-incomplete", ""),
+                Malformed(5, (4, 5), "tcp-incomplete", ""),
+            ],
+            [icmp],
+        ),
+        1,
+        0,
+        "",
+        stamps=b,
+        malformed_at=(1,),
+    )
+    numbers = frame_numbers([a, b])
+    merged = engine.merge_stats([first, second], numbers)
     assert (merged.frames, merged.bytes, merged.sip_messages, merged.frames_by_reason) == (9, 90, 2, Counter(sip=2))
     assert [(m.frame, m.frames, m.reason) for m in merged.malformed] == [
-        (2, (2,), "sip-x"),
+        (2, (2,), "sip-y"),
+        (3, (3,), "sip-x"),
         (0, (), "tcp-junk"),
         (9, (8, 9), "tcp-incomplete"),
+        (2, (2,), "ip-fragments-incomplete"),
     ]
-    assert [u.frame for u in merged.unreachable] == [7]
-    assert (merged.first_ts_ns, merged.last_ts_ns) == (100, 105)
+    assert [u.frame for u in merged.unreachable] == [6]
+    assert (merged.first_ts_ns, merged.last_ts_ns) == (0, 45)
 
 
 def cli(*args: str) -> tuple[int, str, str]:
