@@ -489,5 +489,3 @@ def export(
             f"sipflow: warning: {len(frames) - n} frame(s) left out: their SIP could not be redacted in place",
             err=True,
         )
-
-
