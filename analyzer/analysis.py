@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
+import heapq
 import multiprocessing
 import os
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from analyzer.correlate.model import Kind
 from analyzer.correlate.store import MAX_OPEN, CallStore
 from analyzer.decode.pipeline import Decoder, DecodeStats
 from analyzer.diagnose.security import SecurityFinding, SecurityWatch
 from analyzer.diagnose.verdict import CallReport, diagnose
-from analyzer.errors import CaptureOpenError
+from analyzer.errors import CaptureOpenError, SipflowError
 from analyzer.reader import MergedReader, MessageReader
 from analyzer.sip.message import SipMessage
 
@@ -85,6 +89,7 @@ def analyze(
     keep_messages: bool = True,
     jobs: int = 1,
     max_open: int = MAX_OPEN,
+    on_report: Callable[[CallReport], None] | None = None,
 ) -> Analysis:
     """Analyse one capture, or several as one: their frames merged in time order (frame numbers
     as ``mergecap`` would give them), so calls that span rotated files are joined and the same
@@ -94,7 +99,9 @@ def analyze(
     With ``keep_messages=False`` the analysis streams: conversations are diagnosed and their
     messages dropped as soon as they are over (the call store's expiry), so memory follows
     the number of open calls, not the size of the capture; ``messages`` and ``messages_of``
-    are then empty.
+    are then empty. With ``on_report`` too, each report is handed over as soon as no
+    conversation that started earlier can still come (start order, as ``calls`` is sorted)
+    and is not kept: ``calls`` is then empty and memory stays flat however long the capture.
 
     ``jobs`` > 1 (streaming only) spreads the calls over that many processes: each reads
     and decodes every capture (TCP streams and fragments need every frame) but correlates
@@ -105,19 +112,30 @@ def analyze(
     Call-IDs): beyond it the least recently active are judged early, as the capture stands,
     and counted in ``evicted``.
     """
+    if on_report is not None and keep_messages:
+        raise ValueError("on_report streams the reports: it goes with keep_messages=False")
     paths = capture_paths([path] if isinstance(path, str | Path) else path)
     shards = jobs_for(paths, jobs) if not keep_messages else 1
+    kept: list[CallReport] = []
+    emit = on_report if on_report is not None else kept.append
+    seen = _WatchNotes()
+
+    def deliver(r: CallReport) -> None:
+        seen.add(r)
+        emit(r)
+
     with no_gc_pauses():
         if shards == 1:
-            part = _analyze_part(paths, progress, keep_messages, 0, 1, max_open)
-            reports, watch, evicted = part.reports, part.watch, part.evicted
+            part = _analyze_part(paths, progress, keep_messages, 0, 1, max_open, deliver)
         else:
-            part, reports, watch, evicted = _analyze_parallel(paths, progress, shards, max_open)
-    for r in reports:
-        watch.report(r)
+            part = _analyze_parallel(paths, progress, shards, max_open, deliver)
+    kept.sort(key=_report_order)  # the order of delivery already, unless the capture's clock went back
+    watch = part.watch
+    for note in seen.reports():
+        watch.report(note)
     name = paths[0] if len(paths) == 1 else f"{len(paths)} captures ({paths[0]} …)"
     return Analysis(
-        name, part.stats, part.warning, reports, part.messages, part.by_call, watch.findings(), evicted, part.copies
+        name, part.stats, part.warning, kept, part.messages, part.by_call, watch.findings(), part.evicted, part.copies
     )
 
 
@@ -158,13 +176,40 @@ def shard_of(call_id: str, shards: int) -> int:
     return zlib.crc32(call_id.encode("utf-8", "surrogatepass")) % shards
 
 
+class _WatchNotes:
+    """What the security watch reads of each report (it is fed them all at the end, in start
+    order, whether the reports were kept or streamed): a few fields, not the report."""
+
+    def __init__(self) -> None:
+        self.notes: list[CallReport] = []
+
+    def add(self, r: CallReport) -> None:
+        if r.kind is Kind.CALL:  # the watch reads calls only
+            self.notes.append(
+                dataclasses.replace(
+                    r,
+                    frames=r.frames[:1],
+                    findings=(),
+                    breaking=None,
+                    addresses=frozenset(),
+                    codes=frozenset(),
+                    caller="",
+                    callee="",
+                    final_reason="",
+                    callee_addr="",
+                )
+            )
+
+    def reports(self) -> list[CallReport]:
+        return sorted(self.notes, key=_report_order)
+
+
 @dataclass(slots=True)
 class _Part:
-    """What one process found: its share of the calls, and what every process sees alike."""
+    """What one process found besides its reports (delivered as they come)."""
 
     stats: DecodeStats
     warning: str
-    reports: list[CallReport]
     messages: list[SipMessage]
     by_call: dict[tuple[str, str], list[SipMessage]]
     watch: SecurityWatch
@@ -178,10 +223,11 @@ def _analyze_part(
     keep: bool,
     shard: int,
     shards: int,
-    max_open: int = MAX_OPEN,
+    max_open: int,
+    emit: Callable[[CallReport], None],
 ) -> _Part:
     decoder = Decoder()
-    run = _Run(decoder, keep)
+    run = _Run(decoder, keep, emit)
     run.store.max_open = max_open
     feed = run.feed if shards == 1 else run.shard_feed(shard, shards)
     copies = 0
@@ -201,36 +247,111 @@ def _analyze_part(
         copies = merged.dedup.copies
     for msg in decoder.finish():
         feed(msg)
-    reports = run.finish()
-    return _Part(
-        decoder.stats, "; ".join(warnings), reports, run.messages, run.by_call, run.watch, run.store.evicted, copies
-    )
+    run.finish()
+    return _Part(decoder.stats, "; ".join(warnings), run.messages, run.by_call, run.watch, run.store.evicted, copies)
+
+
+BATCH = 256
+"""Reports a worker process sends at a time."""
 
 
 def _analyze_parallel(
-    paths: Sequence[str], progress: Callable[[int], None] | None, shards: int, max_open: int
-) -> tuple[_Part, list[CallReport], SecurityWatch, int]:
-    """Shard 0 here (with the progress bar and the security watch), the others in forked
-    processes; their reports come back pickled."""
+    paths: Sequence[str],
+    progress: Callable[[int], None] | None,
+    shards: int,
+    max_open: int,
+    emit: Callable[[CallReport], None],
+) -> _Part:
+    """One forked process per shard; each sends its reports, in start order, in batches
+    through a pipe, and here they are merged in start order as they come. Process 0 keeps
+    the security watch and counts the bytes read for the progress bar."""
     for p in paths:  # a file that is not a capture fails here, before any process starts
         MessageReader(p).open()._stack.close()
     ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(shards - 1) as pool:
-        # each process holds its share of the open calls: the bound is shared out too
-        share = max(1, max_open // shards)
-        jobs = [(list(paths), k, shards, share) for k in range(1, shards)]
-        pending = pool.starmap_async(_shard_reports, jobs)
-        part = _analyze_part(paths, progress, False, 0, shards, share)
-        others = pending.get()
-    reports = [r for rs, _ in others for r in rs] + part.reports
-    reports.sort(key=_report_order)
-    return part, reports, part.watch, part.evicted + sum(n for _, n in others)
+    done = ctx.Value("q", 0, lock=False)
+    share = max(1, max_open // shards)  # each process holds its share of the open calls
+    pipes = [ctx.Pipe(duplex=False) for _ in range(shards)]
+    procs = [
+        ctx.Process(target=_shard_main, args=(list(paths), k, shards, share, pipes[k][1], done), daemon=True)
+        for k in range(shards)
+    ]
+    ends: list[_End | None] = [None] * shards
+    try:
+        for proc in procs:
+            proc.start()
+        for _, send in pipes:
+            send.close()  # the children hold the sending ends now
+        streams = [_received(recv, k, ends, progress, done if k == 0 else None) for k, (recv, _) in enumerate(pipes)]
+        for r in heapq.merge(*streams, key=_report_order):
+            emit(r)
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+            proc.join()
+        for recv, _ in pipes:
+            recv.close()
+    first = ends[0]
+    assert first is not None and first.part is not None
+    part = first.part
+    part.evicted = sum(e.evicted for e in ends if e is not None)
+    return part
 
 
-def _shard_reports(paths: list[str], shard: int, shards: int, max_open: int) -> tuple[list[CallReport], int]:
-    gc.disable()  # a forked worker inherits the parent's switch only at fork time: be explicit
-    part = _analyze_part(paths, None, False, shard, shards, max_open)
-    return part.reports, part.evicted
+@dataclass(slots=True)
+class _End:
+    """A worker's last message: its eviction count; worker 0's also its part (stats, watch)."""
+
+    evicted: int
+    part: _Part | None = None
+    error: BaseException | None = None
+
+
+def _received(
+    recv: Connection,
+    shard: int,
+    ends: list[_End | None],
+    progress: Callable[[int], None] | None,
+    done: Any,
+) -> Iterator[CallReport]:
+    while True:
+        try:
+            item = recv.recv()
+        except EOFError:
+            raise SipflowError(f"sipflow: worker {shard} ended without its results") from None
+        if isinstance(item, _End):
+            if item.error is not None:
+                raise item.error
+            ends[shard] = item
+            return
+        if progress is not None and done is not None:
+            progress(done.value)
+        yield from item
+
+
+def _shard_main(paths: list[str], shard: int, shards: int, max_open: int, send: Connection, done: Any) -> None:
+    gc.disable()
+    batch: list[CallReport] = []
+
+    def emit(r: CallReport) -> None:
+        batch.append(r)
+        if len(batch) >= BATCH:
+            send.send(batch)
+            batch.clear()
+
+    def tick(nbytes: int) -> None:
+        done.value = nbytes
+
+    try:
+        part = _analyze_part(paths, tick if shard == 0 else None, False, shard, shards, max_open, emit)
+        if batch:
+            send.send(batch)
+        evicted, part.watch = part.evicted, part.watch if shard == 0 else SecurityWatch()
+        send.send(_End(evicted, part if shard == 0 else None))
+    except BaseException as exc:
+        send.send(_End(0, None, exc if isinstance(exc, SipflowError) else SipflowError(f"worker {shard}: {exc!r}")))
+    finally:
+        send.close()
 
 
 def _report_order(r: CallReport) -> tuple[int, str, str]:
@@ -241,15 +362,17 @@ EXPIRE_EVERY = 4096  # messages between two expiry sweeps when streaming
 
 
 class _Run:
-    """Messages into the call store; reports out, early when streaming."""
+    """Messages into the call store; reports out, in start order, early when streaming."""
 
-    def __init__(self, decoder: Decoder, keep: bool) -> None:
+    def __init__(self, decoder: Decoder, keep: bool, emit: Callable[[CallReport], None]) -> None:
         self.decoder = decoder
         self.keep = keep
+        self.emit = emit
         self.store = CallStore()
         self.messages: list[SipMessage] = []
         self.by_call: dict[tuple[str, str], list[SipMessage]] = {}
-        self.reports: list[CallReport] = []
+        self.pending: list[tuple[tuple[int, str, str], CallReport]] = []
+        """Diagnosed reports not handed over yet (a heap in start order)."""
         self.watch = SecurityWatch()  # bounded tables: streaming memory stays bounded
         self.last_ns = 0
         self.count = 0
@@ -285,14 +408,33 @@ class _Run:
         self.count += 1
         if not self.count % EXPIRE_EVERY or len(self.store.conversations) > self.store.max_open:
             icmp = tuple(self.decoder.stats.unreachable)
-            self.reports += (diagnose(c, self.last_ns, icmp) for c in self.store.expire(self.last_ns))
+            for c in self.store.expire(self.last_ns):
+                self._hold(diagnose(c, self.last_ns, icmp))
+            self._release(self._watermark())
 
-    def finish(self) -> list[CallReport]:
+    def _hold(self, r: CallReport) -> None:
+        heapq.heappush(self.pending, (_report_order(r), r))
+
+    def _watermark(self) -> int:
+        """No conversation still to be reported starts before this: the open ones start later,
+        and new ones start at the time reached (in a capture whose clock only goes forward)."""
+        open_starts = (c.start_ns for c in self.store.conversations.values())
+        return min(open_starts, default=self.last_ns) if self.store.conversations else self.last_ns
+
+    def _release(self, before_ns: int) -> None:
+        pending, emit = self.pending, self.emit
+        while pending and pending[0][0][0] < before_ns:
+            emit(heapq.heappop(pending)[1])
+
+    def finish(self) -> None:
         st = self.decoder.stats
         end = max(st.last_ts_ns or 0, self.last_ns)
         icmp = tuple(st.unreachable)
         conversations = self.store.finish()
         if self.keep:
             self.by_call = {(c.call_id, str(c.kind)): c.messages for c in conversations}
-        self.reports += (diagnose(c, end, icmp) for c in conversations)
-        return sorted(self.reports, key=_report_order)
+        for c in conversations:
+            self._hold(diagnose(c, end, icmp))
+        pending, emit = self.pending, self.emit
+        while pending:
+            emit(heapq.heappop(pending)[1])

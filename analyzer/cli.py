@@ -20,11 +20,13 @@ from analyzer.correlate.store import MAX_OPEN
 from analyzer.errors import SipflowError, UsageError
 from analyzer.reader import MessageReader
 from analyzer.report.columns import MESSAGE_COLUMNS
-from analyzer.report.render import FORMATS, WRITERS, defuse, redact_columns
+from analyzer.report.render import FORMATS, WRITERS, redact_columns
 from analyzer.sip.redact import Redaction
 
 if TYPE_CHECKING:
     from analyzer.analysis import Analysis
+    from analyzer.diagnose.verdict import CallReport
+    from analyzer.report.select import Filters
 
 
 ENGINES = ["local", "dask", "tshark"]
@@ -260,6 +262,7 @@ def analyze(
     from analyzer.report.terminal import write_summary
 
     redaction = redaction_of(redact)
+    streamed: _Streamed | None = None
     try:
         for expr in fail_on:
             check_expression(expr)
@@ -279,8 +282,21 @@ def analyze(
             else:
                 if scheduler is not None or work_dir is not None:
                     raise UsageError("--scheduler and --work-dir go with --engine dask")
-                result = run(paths, tick, keep_messages=keep, jobs=jobs or cpu_count(), max_open=max_open_calls)
-        reports = select(result, filters)
+                if not keep and fmt in ("json", "jsonl", "csv"):
+                    # Each call is written as soon as it is over: memory stays flat however long
+                    # the capture (only --fail-on keeps the selected reports to judge them).
+                    streamed = _Streamed(fmt, output, filters, keep_reports=bool(fail_on))
+                    result = run(
+                        paths,
+                        tick,
+                        keep_messages=False,
+                        jobs=jobs or cpu_count(),
+                        max_open=max_open_calls,
+                        on_report=streamed.add,
+                    )
+                else:
+                    result = run(paths, tick, keep_messages=keep, jobs=jobs or cpu_count(), max_open=max_open_calls)
+        reports = streamed.reports if streamed is not None else select(result, filters)
         if report_dir is not None:
             from analyzer.report.files import default_dir, write_report_dir  # pandas, jinja2: only here
 
@@ -290,19 +306,16 @@ def analyze(
     except SipflowError as exc:
         raise cli_error(exc) from None
     reports = calls_report.redact_reports(reports, redaction, result.messages_of)
-    if fmt == "json":
-        doc = calls_report.analysis_dict(result)
-        doc["calls"] = [calls_report.call_dict(r) for r in reports]
-        output.write(json.dumps(doc, indent=1, ensure_ascii=False))  # one write: json.dump writes per token
-        output.write("\n")
-    elif fmt == "jsonl":
+    if streamed is not None:
+        streamed.close(result)
+    elif fmt in ("json", "jsonl", "csv"):  # the same writers as when streaming: the same text
+        from analyzer.report import select as selection
+
+        again = _Streamed(fmt, output, selection.Filters(), keep_reports=False)
         for r in reports:
-            output.write(json.dumps(calls_report.call_dict(r), ensure_ascii=False) + "\n")
-    elif fmt == "csv":
-        frame = calls_report.calls_dataframe(reports)
-        for col in ("caller", "callee", "call_id", "explanation", "final_reason", "hint"):
-            frame[col] = frame[col].map(defuse)
-        frame.to_csv(output, index=False)
+            again.add(r)
+        if again.json is not None:
+            again.json.close(result, calls_report.summary_dict(result))
     else:
         write_summary(output, result, reports, peer_names=names)
     output.flush()
@@ -326,6 +339,43 @@ def analyze(
     if failed:
         click.echo(f"sipflow: --fail-on holds: {'; '.join(failed)}", err=True)
         sys.exit(1)
+
+
+class _Streamed:
+    """``analyze``'s json, jsonl and csv output written call by call, as the analysis hands
+    them over; the summary counted on the way."""
+
+    def __init__(self, fmt: str, output: TextIO, filters: Filters, keep_reports: bool) -> None:
+        from analyzer.report import calls as calls_report
+
+        self.fmt = fmt
+        self.output = output
+        self.filters = filters
+        self.keep_reports = keep_reports
+        self.reports: list[CallReport] = []
+        self.summary = calls_report.SummaryCounts()
+        self.json = calls_report.JsonCallsWriter(output) if fmt == "json" else None
+        self.csv = calls_report.CsvCallsWriter(output) if fmt == "csv" else None
+
+    def add(self, r: CallReport) -> None:
+        from analyzer.report.calls import call_dict
+        from analyzer.report.select import matches
+
+        self.summary.add(r)
+        if not (self.filters.empty or matches(r, self.filters)):
+            return
+        if self.keep_reports:
+            self.reports.append(r)
+        if self.json is not None:
+            self.json.add(r)
+        elif self.csv is not None:
+            self.csv.add(r)
+        else:
+            self.output.write(json.dumps(call_dict(r), ensure_ascii=False) + "\n")
+
+    def close(self, result: Analysis) -> None:
+        if self.json is not None:
+            self.json.close(result, self.summary.as_dict())
 
 
 def cpu_count() -> int:

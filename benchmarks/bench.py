@@ -278,17 +278,18 @@ def sipflow_tools(notes: list[str]) -> list[Tool]:
         return []
     tools: list[Tool] = []
     specs = (
-        ("messages", ["--format", "csv"], found_csv_rows),
-        ("analyze", ["--format", "json"], found_json),
+        ("messages", "", ["--format", "csv"], found_csv_rows),
+        ("analyze", " -j1", ["--format", "json", "-j", "1"], found_json),
+        ("analyze", "", ["--format", "json"], found_json),  # --jobs default: every core
     )
-    for sub, opts, found in specs:
+    for sub, label, opts, found in specs:
         probe = simple_output([str(exe), sub, "--help"], 60)
         if probe.returncode != 0:
             why = _tail(probe.stderr or probe.stdout, 1) or f"exit {probe.returncode}"
             notes.append(f"sipflow {sub}: not available yet, skipped ({why})")
             continue
         command = _command_line([str(exe), sub], opts)
-        tools.append(Tool(name=f"sipflow {sub}", command=command, check=command, found=found))
+        tools.append(Tool(name=f"sipflow {sub}{label}", command=command, check=command, found=found))
     return tools
 
 
@@ -496,6 +497,42 @@ def print_table(capture: Path, counts: Counts, results: list[Result]) -> None:
         print(f"  (no '{REFERENCE}' figures: ratios not shown)")
 
 
+# The issues' measured targets: (sipflow tool, peer tool, wanted time ratio peer/sipflow,
+# wanted RSS ratio peer/sipflow). "analyze" uses every core (--jobs default).
+TARGETS = (
+    ("sipflow analyze", "sip-doctor read", 10.0, 4.0),
+    ("sipflow analyze", "tshark sip,stat", 4.0, None),
+    ("sipflow analyze", "sngrep -N", 1.0, None),
+    ("sipflow analyze -j1", "sip-doctor read", 10.0, 4.0),
+)
+
+
+def print_targets(counts: Counts, results: list[Result]) -> None:
+    """Each ratio the issues set, measured in this run: met or not, in figures."""
+    by = {r.tool: r for r in results if not r.error}
+    lines: list[str] = []
+    for ours, peer, want_time, want_rss in TARGETS:
+        a, b = by.get(ours), by.get(peer)
+        if a is None or b is None:
+            continue
+        speed = b.seconds / a.seconds
+        text = f"  {ours} vs {peer}: {speed:.2f}x faster (target {want_time:g}x: {'met' if speed >= want_time else 'not met'})"
+        if want_rss is not None:
+            rss = b.maxrss_mib / a.maxrss_mib
+            text += f"; peak RSS {rss:.2f}x smaller (target {want_rss:g}x: {'met' if rss >= want_rss else 'not met'})"
+        lines.append(text)
+    for name in ("sipflow messages", "sipflow analyze"):
+        r = by.get(name)
+        if r is not None:
+            lines.append(
+                f"  {name}: {counts.packets / r.seconds:,.0f} packets/s, {counts.sip_messages / r.seconds:,.0f} SIP msg/s "
+                "(targets: messages 500,000 pkt/s RTP-heavy and 150,000 msg/s all-SIP; analyze 1,000,000 pkt/s RTP-heavy)"
+            )
+    if lines:
+        print("  targets:")
+        print("\n".join(lines))
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
@@ -561,6 +598,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warm_page_cache(capture)
         results = [measure(t, capture, plan) for t in tools]
         print_table(capture, counts, results)
+        print_targets(counts, results)
         for r in results:
             print(f"    {r.tool}: {r.command}")
         report.append({"capture": asdict(counts), "results": [asdict(r) for r in results]})

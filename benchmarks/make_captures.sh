@@ -3,6 +3,7 @@
 #
 #   all_sip.pcap       20,000 basic calls at 500 calls/s, SIP over UDP only (~120,000 messages)
 #   rtp_heavy.pcap     1,000 calls, each replaying 7 s of G.711 A-law RTP (~242,000 packets)
+#   all_sip_x10.pcap   all_sip.pcap ten times over, the same way (memory must stay flat)
 #   rtp_heavy_x4.pcap  rtp_heavy.pcap four times over, later copies shifted in time and given
 #                      their own Call-IDs, tags and branches (repeat_capture.py)
 #
@@ -213,6 +214,14 @@ make_rtp_heavy_x4() {
     summarize "$out"
 }
 
+make_all_sip_x10() {
+    local src="$DATA/all_sip.pcap" out="$DATA/all_sip_x10.pcap"
+    log "all_sip_x10.pcap: all_sip.pcap ten times over (memory must stay flat)"
+    python3 "$HERE/repeat_capture.py" --copies 10 --sip-port "$SIP_PORT" "$src" "$out.part"
+    mv "$out.part" "$out"
+    summarize "$out"
+}
+
 main() {
     while [[ $# -gt 0 ]]; do
         case $1 in
@@ -241,6 +250,11 @@ main() {
         make_rtp_heavy_x4
     else
         log "rtp_heavy_x4.pcap exists, kept (--force to remake)"
+    fi
+    if [[ $FORCE == 1 || ! -s "$DATA/all_sip_x10.pcap" ]]; then
+        make_all_sip_x10
+    else
+        log "all_sip_x10.pcap exists, kept (--force to remake)"
     fi
 }
 

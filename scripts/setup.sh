@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(tshark tcpdump sip-tester sngrep kamailio iproute2 gzip chromium)
+PACKAGES=(tshark tcpdump sip-tester sngrep kamailio iproute2 gzip chromium socat openssl)
 
 need=()
 for p in "${PACKAGES[@]}"; do

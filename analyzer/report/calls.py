@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from analyzer.diagnose.security import SecurityFinding
 from analyzer.diagnose.verdict import Breaking, CallReport
 from analyzer.report.columns import iso_time
+from analyzer.report.render import defuse
 from analyzer.sip.message import SipMessage
 from analyzer.sip.redact import REDACTED, Redaction, scrub
 
@@ -134,17 +137,40 @@ def capture_dict(a: Analysis) -> dict[str, Any]:
     }
 
 
+class SummaryCounts:
+    """The ``summary`` of the analyze contract, counted one report at a time (so a streamed
+    analysis needs no list of its reports)."""
+
+    def __init__(self) -> None:
+        self.conversations = 0
+        self.failed = 0
+        self.kinds: Counter[str] = Counter()
+        self.outcomes: Counter[str] = Counter()
+        self.rules: Counter[str] = Counter()
+
+    def add(self, r: CallReport) -> None:
+        self.conversations += 1
+        self.kinds[str(r.kind)] += 1
+        self.outcomes[f"{r.kind}:{r.outcome}"] += 1
+        if r.breaking is not None:
+            self.failed += 1
+            self.rules[r.breaking.rule] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "conversations": self.conversations,
+            "by_kind": dict(sorted(self.kinds.items())),
+            "outcomes": dict(sorted(self.outcomes.items())),
+            "failed": self.failed,
+            "breaking_rules": dict(self.rules.most_common()),
+        }
+
+
 def summary_dict(a: Analysis) -> dict[str, Any]:
-    kinds = Counter(str(r.kind) for r in a.calls)
-    outcomes = Counter(f"{r.kind}:{r.outcome}" for r in a.calls)
-    rules = Counter(r.breaking.rule for r in a.calls if r.breaking is not None)
-    return {
-        "conversations": len(a.calls),
-        "by_kind": dict(sorted(kinds.items())),
-        "outcomes": dict(sorted(outcomes.items())),
-        "failed": sum(1 for r in a.calls if r.breaking is not None),
-        "breaking_rules": dict(rules.most_common()),
-    }
+    counts = SummaryCounts()
+    for r in a.calls:
+        counts.add(r)
+    return counts.as_dict()
 
 
 def security_dict(f: SecurityFinding) -> dict[str, Any]:
@@ -170,6 +196,52 @@ def analysis_dict(a: Analysis) -> dict[str, Any]:
         "summary": summary_dict(a),
         "security": [security_dict(f) for f in a.security],
     }
+
+
+class JsonCallsWriter:
+    """``sipflow analyze --format json`` written as the calls come: ``calls`` first, then
+    ``capture``, ``summary`` and ``security``, known only at the end (the same object as
+    :func:`analysis_dict`; key order does not matter in JSON)."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+        self.first = True
+        out.write('{\n "calls": [')
+
+    def add(self, r: CallReport) -> None:
+        text = json.dumps(call_dict(r), indent=1, ensure_ascii=False).replace("\n", "\n  ")
+        self.out.write(("\n  " if self.first else ",\n  ") + text)
+        self.first = False
+
+    def close(self, a: Analysis, summary: dict[str, Any]) -> None:
+        rest = {"capture": capture_dict(a), "summary": summary, "security": [security_dict(f) for f in a.security]}
+        self.out.write("]" if self.first else "\n ]")
+        for key, value in rest.items():
+            self.out.write(f',\n "{key}": ' + json.dumps(value, indent=1, ensure_ascii=False).replace("\n", "\n "))
+        self.out.write("\n}\n")
+
+
+class CsvCallsWriter:
+    """``--format csv``: one row per call as it comes (numbers as written: 480, not 480.0;
+    text from the wire defused for spreadsheets)."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.writer = csv.writer(out, lineterminator="\n")
+        self.writer.writerow(CALL_COLUMNS)
+
+    def add(self, r: CallReport) -> None:
+        row = call_row(r)
+        self.writer.writerow([_csv_cell(col, row[col]) for col in CALL_COLUMNS])
+
+
+DEFUSED_COLUMNS = frozenset({"caller", "callee", "call_id", "explanation", "final_reason", "hint"})
+"""Columns of wire text a spreadsheet could take for a formula."""
+
+
+def _csv_cell(col: str, value: Any) -> Any:
+    if value is None:
+        return ""
+    return defuse(value) if col in DEFUSED_COLUMNS and isinstance(value, str) else value
 
 
 CALL_COLUMNS = (
@@ -220,4 +292,10 @@ def call_row(r: CallReport) -> dict[str, Any]:
 def calls_dataframe(reports: list[CallReport]) -> pd.DataFrame:
     import pandas as pd
 
-    return pd.DataFrame([call_row(r) for r in reports], columns=list(CALL_COLUMNS))
+    frame = pd.DataFrame([call_row(r) for r in reports], columns=list(CALL_COLUMNS))
+    for col in INT_COLUMNS:  # a missing value must not turn 480 into 480.0
+        frame[col] = frame[col].astype("Int64")
+    return frame
+
+
+INT_COLUMNS = ("final_code", "breaking_frame", "breaking_code", "messages", "retransmissions")

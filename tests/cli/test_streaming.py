@@ -1,0 +1,51 @@
+"""analyze writes json/jsonl/csv call by call: the same text as from a whole analysis."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from analyzer.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+CAPTURES = [
+    ROOT / "sample_pcaps" / "rule_forking.pcap",
+    ROOT / "sample_pcaps" / "rule_timeout.pcap",
+    ROOT.parent / "shared" / "pcaps" / "goffinet-sip_captures",
+]
+
+
+def run(*args: str) -> str:
+    result = CliRunner().invoke(main, ["analyze", *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv"])
+@pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: p.name)
+def test_streamed_output_is_the_whole_analysis_output(fmt: str, capture: Path, tmp_path: Path) -> None:
+    streamed = run(str(capture), "--format", fmt)
+    whole = run(str(capture), "--format", fmt, "--report", str(tmp_path / "r"))  # keeps every message
+    assert streamed == whole
+    if fmt == "json":
+        doc = json.loads(streamed)
+        assert sorted(doc) == ["calls", "capture", "security", "summary"]
+        assert doc["summary"]["conversations"] == len(doc["calls"])
+
+
+def test_csv_numbers_stay_integers() -> None:
+    lines = run(str(ROOT / "sample_pcaps" / "rule_no_answer.pcap"), "--format", "csv").splitlines()
+    first = lines[1].split(",")
+    header = lines[0].split(",")
+    cell = dict(zip(header, first, strict=False))
+    assert (cell["final_code"], cell["breaking_frame"], cell["breaking_code"]) == ("480", "6", "480")
+
+
+def test_filters_apply_to_the_stream_and_the_summary_counts_all() -> None:
+    capture = str(ROOT / "sample_pcaps" / "rule_forking.pcap")
+    doc = json.loads(run(capture, "--format", "json", "--outcome", "rejected"))
+    assert [c["outcome"] for c in doc["calls"]] == ["rejected"]
+    assert doc["summary"]["conversations"] == 2
