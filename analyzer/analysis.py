@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import gc
 import heapq
 import multiprocessing
@@ -15,10 +14,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from analyzer.correlate.model import Kind
 from analyzer.correlate.store import MAX_OPEN, CallStore
 from analyzer.decode.pipeline import Decoder, DecodeStats
-from analyzer.diagnose.security import SecurityFinding, SecurityWatch
+from analyzer.diagnose.security import ReportNote, SecurityConfig, SecurityFinding, SecurityWatch, report_note
 from analyzer.diagnose.verdict import CallReport, diagnose
 from analyzer.errors import CaptureOpenError, SipflowError
 from analyzer.reader import MergedReader, MessageReader
@@ -131,8 +129,8 @@ def analyze(
             part = _analyze_parallel(paths, progress, shards, max_open, deliver)
     kept.sort(key=_report_order)  # the order of delivery already, unless the capture's clock went back
     watch = part.watch
-    for note in seen.reports():
-        watch.report(note)
+    for note in seen.notes:
+        watch.replay(note)
     name = paths[0] if len(paths) == 1 else f"{len(paths)} captures ({paths[0]} …)"
     return Analysis(
         name, part.stats, part.warning, kept, part.messages, part.by_call, watch.findings(), part.evicted, part.copies
@@ -177,31 +175,18 @@ def shard_of(call_id: str, shards: int) -> int:
 
 
 class _WatchNotes:
-    """What the security watch reads of each report (it is fed them all at the end, in start
-    order, whether the reports were kept or streamed): a few fields, not the report."""
+    """What the security watch reads of the reports (it is fed them all at the end, in the
+    order they were handed over, whether kept or streamed): a note per unanswered or
+    international call, nothing for the others (see report_note)."""
 
     def __init__(self) -> None:
-        self.notes: list[CallReport] = []
+        self.config = SecurityConfig()
+        self.notes: list[ReportNote] = []
 
     def add(self, r: CallReport) -> None:
-        if r.kind is Kind.CALL:  # the watch reads calls only
-            self.notes.append(
-                dataclasses.replace(
-                    r,
-                    frames=r.frames[:1],
-                    findings=(),
-                    breaking=None,
-                    addresses=frozenset(),
-                    codes=frozenset(),
-                    caller="",
-                    callee="",
-                    final_reason="",
-                    callee_addr="",
-                )
-            )
-
-    def reports(self) -> list[CallReport]:
-        return sorted(self.notes, key=_report_order)
+        note = report_note(r, self.config)
+        if note is not None:
+            self.notes.append(note)
 
 
 @dataclass(slots=True)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from analyzer.correlate.model import Kind, Outcome
 from analyzer.correlate.store import top_branch
@@ -360,6 +360,28 @@ def _user_of(value: str | None) -> str:
 # -- the watch ----------------------------------------------------------------------------------
 
 
+class ReportNote(NamedTuple):
+    """The little the watch reads of a call report: kept for the calls it cares about only."""
+
+    src: str
+    outcome: Outcome
+    start_ns: int
+    frame: int
+    number: str
+    """The international number dialled, or empty."""
+
+
+def report_note(r: CallReport, config: SecurityConfig) -> ReportNote | None:
+    """What :meth:`SecurityWatch.report` needs of ``r``; None when it would not look at it
+    (not a call, still in progress, neither unanswered nor international)."""
+    if r.kind is not Kind.CALL or not r.caller_addr or r.outcome is Outcome.IN_PROGRESS:
+        return None
+    number = international_number(r.request_user, config.toll_min_digits)
+    if r.outcome is not Outcome.TIMEOUT and not number:
+        return None
+    return ReportNote(_host(r.caller_addr), r.outcome, r.start_ns, r.frames[0] if r.frames else 0, number)
+
+
 class SecurityWatch:
     """Feed every message (:meth:`message`) and every finished report (:meth:`report`);
     read :meth:`findings` whenever you like."""
@@ -392,15 +414,16 @@ class SecurityWatch:
 
     def report(self, r: CallReport) -> None:
         """A finished conversation: unanswered calls and international attempts."""
-        if r.kind is not Kind.CALL or not r.caller_addr or r.outcome is Outcome.IN_PROGRESS:
-            return
-        src = _host(r.caller_addr)
-        frame = r.frames[0] if r.frames else 0
-        if r.outcome is Outcome.TIMEOUT:
-            self._unanswered(src, r.start_ns, frame)
-        number = international_number(r.request_user, self.config.toll_min_digits)
-        if number:
-            self._international(src, r, number, frame)
+        note = report_note(r, self.config)
+        if note is not None:
+            self.replay(note)
+
+    def replay(self, note: ReportNote) -> None:
+        """What :meth:`report` reads of a report, kept by :func:`report_note`."""
+        if note.outcome is Outcome.TIMEOUT:
+            self._unanswered(note.src, note.start_ns, note.frame)
+        if note.number:
+            self._international(note.src, note, note.number, note.frame)
 
     def findings(self) -> list[SecurityFinding]:
         """Everything found so far: most severe first, then by time."""
@@ -715,7 +738,7 @@ class SecurityWatch:
             f"{c.unanswered_window_s} s"
         )
 
-    def _international(self, src_ip: str, r: CallReport, number: str, frame: int) -> None:
+    def _international(self, src_ip: str, r: ReportNote, number: str, frame: int) -> None:
         c = self.config
         src = self._source(src_ip)
         src.intl_calls += 1
