@@ -145,7 +145,8 @@ def no_gc_pauses() -> Iterator[None]:
     messages of open calls); the collector rescans those again and again: a quarter of the
     run time on the all-SIP benchmark (17 s -> 13 s CPU). Nothing sipflow builds holds a
     reference cycle (tests/test_analysis.py checks it), so reference counting frees
-    everything anyway.
+    everything anyway. An ``on_report`` callback runs inside: it must not make cycles either
+    (``json.dumps`` with ``indent`` does: its pure-Python encoder's closures refer to each other).
     """
     enabled = gc.isenabled()
     gc.disable()

@@ -209,7 +209,9 @@ class JsonCallsWriter:
         out.write('{\n "calls": [')
 
     def add(self, r: CallReport) -> None:
-        text = json.dumps(call_dict(r), indent=1, ensure_ascii=False).replace("\n", "\n  ")
+        # One line per call, by the C encoder: json.dumps with indent runs a pure-Python encoder
+        # whose closures form reference cycles, garbage the analysis (collector off) would keep.
+        text = json.dumps(call_dict(r), ensure_ascii=False)
         self.out.write(("\n  " if self.first else ",\n  ") + text)
         self.first = False
 

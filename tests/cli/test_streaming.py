@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import io
 import json
 from pathlib import Path
 
@@ -49,3 +51,25 @@ def test_filters_apply_to_the_stream_and_the_summary_counts_all() -> None:
     doc = json.loads(run(capture, "--format", "json", "--outcome", "rejected"))
     assert [c["outcome"] for c in doc["calls"]] == ["rejected"]
     assert doc["summary"]["conversations"] == 2
+
+
+def test_writing_the_calls_makes_no_reference_cycle() -> None:
+    """Reports are written while the collector is off (analysis.no_gc_pauses): a writer that
+    made cycles would keep every call's garbage to the end (json.dumps with indent did)."""
+    from analyzer.analysis import analyze
+    from analyzer.report.calls import CsvCallsWriter, JsonCallsWriter, SummaryCounts, call_dict
+
+    reports = analyze(CAPTURES[0]).calls
+    out = io.StringIO()
+    gc.collect()
+    gc.disable()
+    try:
+        json_writer, csv_writer, counts = JsonCallsWriter(out), CsvCallsWriter(out), SummaryCounts()
+        for r in reports:
+            json_writer.add(r)
+            csv_writer.add(r)
+            counts.add(r)
+            out.write(json.dumps(call_dict(r), ensure_ascii=False))
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
