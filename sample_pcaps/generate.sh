@@ -91,6 +91,7 @@ CAPTURES=(
     rule_loop
     rule_dialog_gone
     rule_forking
+    rule_session_interval
 )
 
 WORK=""
@@ -1081,6 +1082,34 @@ capture_rule_forking() {
     expect_frames "$f" 'sip.Status-Code == 486 && ip.src == 198.18.0.2' 1 1
     expect_frames "$f" 'sip.Status-Code == 603 && ip.src == 198.18.0.3 && ip.dst == 198.18.0.1' 1 1
     expect_frames "$f" 'sip.Method == "BYE" && ip.src == 198.18.0.3 && ip.dst == 198.18.0.2' 1 1
+}
+
+# session_timer_call NAME USER: one call from uac_session_timer.xml to
+# uas_session_timer.xml; the dialled USER ("retry" or "giveup") tells both sides what comes
+# after the 422.
+session_timer_call() {
+    local name=$1 user=$2
+    rule_uas "$name" uas_session_timer.xml 1
+    rule_uac "$name" uac_session_timer.xml 1 "$UAS_V4:$SIP_PORT" -s "$user"
+    rule_uas_done "$name"
+}
+
+# Session Interval Too Small (RFC 4028 section 6): the caller asks for Session-Expires 60,
+# the callee wants at least 90 and answers 422 with Min-SE 90. Call 1: the caller retries
+# with Session-Expires 90 (CSeq 2, section 7.4) and is answered. Call 2: it gives up.
+capture_rule_session_interval() {
+    local f=rule_session_interval.pcap
+    net_up 4 1500
+    tcpdump_on "$NS_UAC" "$f" -i uac0
+    session_timer_call rule_session_interval-retried retry
+    session_timer_call rule_session_interval-gave_up giveup
+    stop_capture
+    publish "$f"
+    # Call 1: INVITE 100 422 ACK, INVITE 100 180 200 ACK, BYE 200. Call 2: INVITE 100 422 ACK.
+    expect_messages "$f" $((4 + 5 + 2 + 4))
+    expect_frames "$f" 'sip.Status-Code == 422 && sip.Min-SE == "90"' 2 2
+    expect_frames "$f" 'sip.Method == "INVITE" && sip.Session-Expires == "60"' 2 2
+    expect_frames "$f" 'sip.Method == "INVITE" && sip.Session-Expires == "90" && sip.CSeq.seq == 2' 1 1
 }
 
 # --- main ------------------------------------------------------------------------------
