@@ -408,7 +408,20 @@ class LiveRun:
         if not force and now < self._next_report_ns:
             return
         self._next_report_ns = now + int(self.cfg.report_every_s * _NS)
-        self.report_dir.write(list(self.rolling.reports), self.kpis(fresh=force), self.cfg.window_s)
+        # The window holds reports as every output shows them (masked under --redact, see _emit).
+        self.report_dir.write(
+            list(self.rolling.reports),
+            self.kpis(fresh=force),
+            self.cfg.window_s,
+            source=self._sources(),
+            decoded=self.engine.decoder.sync_stats(),
+            malformed=self.engine.counters.malformed,
+        )
+
+    def _sources(self) -> str:
+        """The inputs, as the page and the view name them."""
+        hep = f"HEP {self.hep.host}:{self.hep.port}" if self.hep else ""
+        return " + ".join(s for s in (f"-i {self.cfg.iface}" if self.cfg.iface else "", hep) if s)
 
     def view_state(self, mono: int) -> ViewState:
         st = self.engine.decoder.stats

@@ -20,7 +20,8 @@ report; ``endpoints`` (ip:port strings) and ``texts`` (explanations and hints), 
 are indexes into ``texts``, plus ``t_ms`` (start, ms after the first packet), ``msg_first`` and
 ``msg_count`` (its slice of ``messages``), ``breaking_index`` and ``finding_indexes`` (positions in
 that slice, -1 for none); ``messages``, one list per message in ``MESSAGE_FIELDS`` order, every
-message once, grouped by conversation in capture order.
+message once, grouped by conversation in capture order; ``messages_kept``, false when the
+messages were not kept at all (``sipflow live --report``): the page says so instead of a ladder.
 
 Usage: ``python -m analyzer.report.html CAPTURE [OUT.html]`` writes a report;
 ``python -m analyzer.report.html --screenshot CAPTURE [OUTDIR]`` writes ``dashboard.png`` and
@@ -198,11 +199,13 @@ def report_data(
     raw_limit: int = RAW_LIMIT,
     raw_budget: int = RAW_BUDGET,
     redaction: Redaction = DEFAULT,
+    messages_kept: bool = True,
 ) -> dict[str, Any]:
     """Everything the page shows, as JSON-ready values (``render_html`` embeds exactly this).
 
     ``redaction``: credentials are masked in any case; the headers it names are masked in the
-    raw messages and in every call field and text that shows their values."""
+    raw messages and in every call field and text that shows their values. ``messages_kept``:
+    False when ``a`` holds no messages by design (live mode), not because a call had none."""
     st = a.stats
     first = st.first_ts_ns if st.first_ts_ns is not None else min((r.start_ns for r in a.calls), default=0)
     last = max(st.last_ts_ns or first, max((r.end_ns for r in a.calls), default=first))
@@ -257,6 +260,7 @@ def report_data(
         "message_fields": list(MESSAGE_FIELDS),
         "calls": calls,
         "messages": messages,
+        "messages_kept": messages_kept,
     }
 
 
@@ -297,12 +301,20 @@ def render_html(
     raw_limit: int = RAW_LIMIT,
     raw_budget: int = RAW_BUDGET,
     redaction: Redaction = DEFAULT,
+    messages_kept: bool = True,
 ) -> str:
     """The whole report as one HTML document (no external resources)."""
     env = _templates()
     css = _asset(env, "report.css")
     js = _asset(env, "report.js")
-    data = report_data(analysis, title=title, raw_limit=raw_limit, raw_budget=raw_budget, redaction=redaction)
+    data = report_data(
+        analysis,
+        title=title,
+        raw_limit=raw_limit,
+        raw_budget=raw_budget,
+        redaction=redaction,
+        messages_kept=messages_kept,
+    )
     # default-src 'none': the page loads nothing, not even by accident; only our two
     # inline blocks (by hash) may style and script it (CSP Level 3 §6.7.3).
     csp = f"default-src 'none'; style-src {_csp_hash(css)}; script-src {_csp_hash(js)}; img-src data:"

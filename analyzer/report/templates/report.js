@@ -568,6 +568,8 @@
     verdictBox($("d-verdict"), c);
     ladder(c);
     var pick = c.breaking_index >= 0 ? c.breaking_index : 0;
+    // No messages (live mode keeps none): no message pane, and nothing left from the last call.
+    $("raw-title").hidden = $("raw").hidden = !c.msg_count;
     if (c.msg_count) { showRaw(c, pick); }
     Array.prototype.forEach.call($("calls-body").children, function (tr) {
       tr.classList.toggle("open", Number(tr.dataset.index) === i);
@@ -684,7 +686,12 @@
         note(idx, "note finding-note", f.rule + " (" + f.severity + ")", text(f.explanation), text(f.hint));
       }
     });
-    if (!count) { wrap.replaceChildren(el("div", "empty", "No messages.")); }
+    if (!count) {
+      wrap.replaceChildren(el("div", "empty", D.messages_kept === false
+        ? "Live mode keeps no messages of a call, so there is no ladder to draw. To see it, keep the traffic " +
+          "(sipflow live --write-pcap) and open that capture with sipflow analyze."
+        : "No messages."));
+    }
   }
 
   function showRaw(c, k) {
