@@ -92,6 +92,7 @@ CAPTURES=(
     rule_dialog_gone
     rule_forking
     rule_session_interval
+    rule_glare
 )
 
 WORK=""
@@ -1110,6 +1111,40 @@ capture_rule_session_interval() {
     expect_frames "$f" 'sip.Status-Code == 422 && sip.Min-SE == "90"' 2 2
     expect_frames "$f" 'sip.Method == "INVITE" && sip.Session-Expires == "60"' 2 2
     expect_frames "$f" 'sip.Method == "INVITE" && sip.Session-Expires == "90" && sip.CSeq.seq == 2' 1 1
+}
+
+# Re-INVITE glare (RFC 3261 section 14.1/14.2), through Kamailio with -A WITH_SLOW_REINVITE:
+# Record-Routed, and each re-INVITE and each answer to one waits 300 ms in the proxy (a slow
+# proxy, a long path). After the ACK the caller (uac_glare.xml) puts the call on hold 200 ms
+# on, the callee (uas_glare.xml) refreshes the session 230 ms on: each re-INVITE reaches the
+# other side while that side's own is pending, and both answer 491. (Without the delay the
+# two would have to be sent within the ~0.1 ms one SIPp takes to read the other's.) The
+# callee, not the Call-ID's owner, retries after 1 s and is answered; the caller about 3 s
+# after its 491, and is answered; then the caller hangs up.
+capture_rule_glare() {
+    local f=rule_glare.pcap
+    net_up_proxy
+    kamailio_up -A WITH_SLOW_REINVITE
+    tcpdump_on "$NS_PX" "$f" -i br0
+    rule_uas rule_glare uas_glare.xml 1
+    rule_uac rule_glare uac_glare.xml 1 "$PX_V4:$SIP_PORT"
+    rule_uas_done rule_glare
+    stop_capture
+    kamailio_down
+    publish "$f"
+    # Per leg (caller and callee side): INVITE 100 180 200 ACK; each first re-INVITE:
+    # INVITE 100, INVITE 491 ACK, 491 ACK (the proxy ACKs the 491 hop by hop); each retry:
+    # INVITE 100, INVITE 200, 200, ACK, ACK; BYE BYE 200 200.
+    expect_messages "$f" $((10 + 2 * 7 + 2 * 7 + 4))
+    expect_frames "$f" 'sip.Status-Code == 491' 4 4
+    expect_frames "$f" 'sip.Status-Code == 491 && ip.src == 198.18.0.3' 2 2
+    # Both re-INVITEs were pending at the far end when the other arrived: glare both ways.
+    expect_frames "$f" 'sip.Status-Code == 491 && ip.src == 198.18.0.1 && sip.CSeq.seq == 1' 1 1
+    expect_frames "$f" 'sip.Status-Code == 491 && ip.src == 198.18.0.2 && sip.CSeq.seq == 2' 1 1
+    # The proxy's own ACKs of the two 491s (one Via, its own); the UAs' ACKs stop there.
+    expect_frames "$f" 'sip.Method == "ACK" && ip.src == 198.18.0.3 && count(sip.Via) == 1' 2 2
+    # The retries: the callee's CSeq 2 and the caller's CSeq 3, both answered on both legs.
+    expect_frames "$f" 'sip.Status-Code == 200 && sip.CSeq.method == "INVITE" && sip.CSeq.seq >= 2' 4 4
 }
 
 # --- main ------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from analyzer.correlate.model import Conversation, Outcome, Transaction
 from analyzer.decode.pipeline import Unreachable
 from analyzer.diagnose.codes import lookup
 from analyzer.diagnose.q850 import cause_name
-from analyzer.diagnose.view import CallView, ringing, to_tag
+from analyzer.diagnose.view import CallView, from_tag, ringing, to_tag
 from analyzer.sip.message import SipMessage
 from analyzer.sip.sdp import codec_names, parse_sdp
 
@@ -325,7 +325,7 @@ BREAKING_RULES: tuple[Rule, ...] = (
 # -- findings on the rest of the call ------------------------------------------------------
 def failed_reinvites(conv: Conversation, view: CallView | None) -> list[Finding]:
     out: list[Finding] = []
-    for tx in view.reinvites if view is not None else ():
+    for tx in _per_request(view.reinvites) if view is not None else ():
         final = tx.final
         # A 481 did not refuse the offer, the dialog was gone: call_leg_gone reports it.
         if final is not None and final.status >= 300 and final.status != 481:
@@ -342,6 +342,20 @@ def failed_reinvites(conv: Conversation, view: CallView | None) -> list[Finding]
                 )
             )
     return out
+
+
+def _per_request(txs: tuple[Transaction, ...]) -> list[Transaction]:
+    """One transaction per request sent in the dialog. A capture on a proxy sees each
+    re-INVITE once per leg, each leg its own transaction (a new branch per hop, RFC 3261
+    §16.6 step 8); the copies share the sender's From tag and CSeq number (§12.2.1.1).
+    Keep the sender's own leg, the copy with fewest Vias: its final is what the sender got."""
+    kept: dict[object, Transaction] = {}
+    for tx in txs:
+        key = (from_tag(tx.request), tx.cseq) if tx.request is not None else tx.key
+        seen = kept.get(key)
+        if seen is None or tx.vias < seen.vias:
+            kept[key] = tx
+    return sorted(kept.values(), key=lambda t: t.first_ns)
 
 
 def leg_gone(conv: Conversation) -> list[Finding]:

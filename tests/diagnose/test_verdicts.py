@@ -151,6 +151,17 @@ def test_forked_names_the_proxy_branches(sample_pcaps: Path) -> None:
     ]
 
 
+def test_glare_gives_one_finding_per_reinvite_not_per_proxy_leg(sample_pcaps: Path) -> None:
+    # Captured on the proxy: each re-INVITE and its 491 cross twice (caller and callee leg).
+    (call,) = analyze(sample_pcaps / "rule_glare.pcap").calls
+    assert (str(call.outcome), call.final_code, call.breaking) == ("answered", 200, None)
+    # The 491s as the senders got them: the caller's CSeq 2 (frame 25), the callee's (27).
+    assert [(f.rule, f.severity, f.code, f.frame, f.explanation) for f in call.findings] == [
+        ("reinvite_failed", "warning", 491, 25, "A re-INVITE failed: 491 glare: both sides re-INVITEd at once."),
+        ("reinvite_failed", "warning", 491, 27, "A re-INVITE failed: 491 glare: both sides re-INVITEd at once."),
+    ]
+
+
 def test_loop_counts_the_relays(sample_pcaps: Path) -> None:
     too_many_hops, loop_detected = analyze(sample_pcaps / "rule_loop.pcap").calls
     assert too_many_hops.breaking is not None and loop_detected.breaking is not None
