@@ -93,6 +93,7 @@ CAPTURES=(
     rule_forking
     rule_session_interval
     rule_glare
+    tls_call
 )
 
 WORK=""
@@ -1155,6 +1156,11 @@ require_tools() {
     for tool in ip sipp tcpdump dumpcap tshark capinfos gzip timeout "$PYTHON"; do
         command -v "$tool" >/dev/null || die "missing tool: $tool"
     done
+}
+
+# SIP over TLS with its key log: two namespaces of its own and OpenSSL relays (see the script).
+capture_tls_call() {
+    bash "$HERE/generate_tls.sh"
 }
 
 main() {
