@@ -351,7 +351,7 @@ def _per_request(txs: tuple[Transaction, ...]) -> list[Transaction]:
     Keep the sender's own leg, the copy with fewest Vias: its final is what the sender got."""
     kept: dict[object, Transaction] = {}
     for tx in txs:
-        key = (from_tag(tx.request), tx.cseq) if tx.request is not None else tx.key
+        key = (from_tag(tx.request), tx.cseq, tx.method) if tx.request is not None else tx.key
         seen = kept.get(key)
         if seen is None or tx.vias < seen.vias:
             kept[key] = tx
@@ -359,21 +359,26 @@ def _per_request(txs: tuple[Transaction, ...]) -> list[Transaction]:
 
 
 def leg_gone(conv: Conversation) -> list[Finding]:
-    out: list[Finding] = []
-    for tx in conv.transactions.values():
-        final = tx.final
-        if final is not None and final.status == 481 and tx.method in ("BYE", "INVITE", "UPDATE", "NOTIFY", "REFER"):
-            out.append(
-                Finding(
-                    "call_leg_gone",
-                    "warning",
-                    f"481 on {tx.method}: the other side no longer knows this dialog.",
-                    lookup(481).hint,
-                    final.frame,
-                    481,
-                )
-            )
-    return out
+    gone = tuple(
+        tx
+        for tx in conv.transactions.values()
+        if tx.final is not None
+        and tx.final.status == 481
+        and tx.method in ("BYE", "INVITE", "UPDATE", "NOTIFY", "REFER")
+    )
+    # A capture on a proxy sees the 481 on both legs: one finding per request, as it reached its sender.
+    return [
+        Finding(
+            "call_leg_gone",
+            "warning",
+            f"481 on {tx.method}: the other side no longer knows this dialog.",
+            lookup(481).hint,
+            tx.final.frame,
+            481,
+        )
+        for tx in _per_request(gone)
+        if tx.final is not None
+    ]
 
 
 def q850_causes(conv: Conversation) -> list[Finding]:
