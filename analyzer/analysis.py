@@ -19,6 +19,7 @@ from analyzer.decode.pipeline import Decoder, DecodeStats
 from analyzer.diagnose.security import ReportNote, SecurityConfig, SecurityFinding, SecurityWatch, report_note
 from analyzer.diagnose.verdict import CallReport, diagnose
 from analyzer.errors import CaptureOpenError, SipflowError
+from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.reader import MergedReader, MessageReader
 from analyzer.sip.message import SipMessage
 
@@ -88,6 +89,7 @@ def analyze(
     jobs: int = 1,
     max_open: int = MAX_OPEN,
     on_report: Callable[[CallReport], None] | None = None,
+    limits: Limits | None = None,
 ) -> Analysis:
     """Analyse one capture, or several as one: their frames merged in time order (frame numbers
     as ``mergecap`` would give them), so calls that span rotated files are joined and the same
@@ -109,10 +111,14 @@ def analyze(
     ``max_open`` bounds the conversations open at once when streaming (a flood of unique
     Call-IDs): beyond it the least recently active are judged early, as the capture stands,
     and counted in ``evicted``.
+
+    ``limits`` bound what the decoder holds (:class:`analyzer.limits.Limits`; the defaults
+    when None), in every process.
     """
     if on_report is not None and keep_messages:
         raise ValueError("on_report streams the reports: it goes with keep_messages=False")
     paths = capture_paths([path] if isinstance(path, str | Path) else path)
+    limits = limits if limits is not None else DEFAULT_LIMITS
     shards = jobs_for(paths, jobs) if not keep_messages else 1
     kept: list[CallReport] = []
     emit = on_report if on_report is not None else kept.append
@@ -124,9 +130,9 @@ def analyze(
 
     with no_gc_pauses():
         if shards == 1:
-            part = _analyze_part(paths, progress, keep_messages, 0, 1, max_open, deliver)
+            part = _analyze_part(paths, progress, keep_messages, 0, 1, max_open, deliver, limits)
         else:
-            part = _analyze_parallel(paths, progress, shards, max_open, deliver)
+            part = _analyze_parallel(paths, progress, shards, max_open, deliver, limits)
     kept.sort(key=_report_order)  # the order of delivery already, unless the capture's clock went back
     watch = part.watch
     for note in seen.notes:
@@ -211,8 +217,9 @@ def _analyze_part(
     shards: int,
     max_open: int,
     emit: Callable[[CallReport], None],
+    limits: Limits = DEFAULT_LIMITS,
 ) -> _Part:
-    decoder = Decoder()
+    decoder = Decoder(limits)
     run = _Run(decoder, keep, emit)
     run.store.max_open = max_open
     feed = run.feed if shards == 1 else run.shard_feed(shard, shards)
@@ -247,6 +254,7 @@ def _analyze_parallel(
     shards: int,
     max_open: int,
     emit: Callable[[CallReport], None],
+    limits: Limits = DEFAULT_LIMITS,
 ) -> _Part:
     """One forked process per shard; each sends its reports, in start order, in batches
     through a pipe, and here they are merged in start order as they come. Process 0 keeps
@@ -258,7 +266,7 @@ def _analyze_parallel(
     share = max(1, max_open // shards)  # each process holds its share of the open calls
     pipes = [ctx.Pipe(duplex=False) for _ in range(shards)]
     procs = [
-        ctx.Process(target=_shard_main, args=(list(paths), k, shards, share, pipes[k][1], done), daemon=True)
+        ctx.Process(target=_shard_main, args=(list(paths), k, shards, share, pipes[k][1], done, limits), daemon=True)
         for k in range(shards)
     ]
     ends: list[_End | None] = [None] * shards
@@ -315,7 +323,9 @@ def _received(
         yield from item
 
 
-def _shard_main(paths: list[str], shard: int, shards: int, max_open: int, send: Connection, done: Any) -> None:
+def _shard_main(
+    paths: list[str], shard: int, shards: int, max_open: int, send: Connection, done: Any, limits: Limits
+) -> None:
     gc.disable()
     batch: list[CallReport] = []
 
@@ -329,7 +339,7 @@ def _shard_main(paths: list[str], shard: int, shards: int, max_open: int, send: 
         done.value = nbytes
 
     try:
-        part = _analyze_part(paths, tick if shard == 0 else None, False, shard, shards, max_open, emit)
+        part = _analyze_part(paths, tick if shard == 0 else None, False, shard, shards, max_open, emit, limits)
         if batch:
             send.send(batch)
         evicted, part.watch = part.evicted, part.watch if shard == 0 else SecurityWatch()

@@ -17,7 +17,9 @@ import click
 from analyzer import __version__
 from analyzer.correlate.model import Kind
 from analyzer.correlate.store import MAX_OPEN
+from analyzer.decode.pipeline import Decoder
 from analyzer.errors import SipflowError, UsageError
+from analyzer.limits import Limits
 from analyzer.reader import MessageReader
 from analyzer.report.columns import MESSAGE_COLUMNS
 from analyzer.report.render import FORMATS, WRITERS, redact_columns
@@ -73,6 +75,28 @@ def redaction_of(names: tuple[str, ...]) -> Redaction:
         raise cli_error(exc) from None
 
 
+LIMIT_HELP = (
+    "Change a decode limit (repeatable; VALUE may end in K, M or G; README: Limits and safety). NAME: "
+    + ", ".join(Limits.names())
+    + "."
+)
+
+
+def limit_option(f: Callable[..., None]) -> Callable[..., None]:
+    """``--limit NAME=VALUE`` (repeatable), shared by the commands that decode captures."""
+    return click.option("--limit", "limit", multiple=True, metavar="NAME=VALUE", help=LIMIT_HELP)(f)
+
+
+def limits_of(items: tuple[str, ...]) -> Limits | None:
+    """The ``--limit`` values as :class:`Limits` (None when none is given; a bad one exits 2)."""
+    if not items:
+        return None
+    try:
+        return Limits.parse(items)
+    except SipflowError as exc:
+        raise cli_error(exc) from None
+
+
 class _Commands(click.Group):
     """``live`` (with its capture threads, rich view and HTTP server) is imported only when it
     is asked for: every other command starts 0.25 s sooner."""
@@ -110,10 +134,14 @@ def main() -> None:
     help="List (on stderr) frames skipped by reason and every message that could not be parsed.",
 )
 @redact_option
-def messages(capture: str, fmt: str, output: TextIO, show_skipped: bool, redact: tuple[str, ...]) -> None:
+@limit_option
+def messages(
+    capture: str, fmt: str, output: TextIO, show_skipped: bool, redact: tuple[str, ...], limit: tuple[str, ...]
+) -> None:
     """List every SIP message in CAPTURE (pcap/pcapng, optionally gzipped; - for stdin)."""
     columns = redact_columns(MESSAGE_COLUMNS, redaction_of(redact))
-    reader = MessageReader(capture)
+    limits = limits_of(limit)
+    reader = MessageReader(capture, decoder=Decoder(limits) if limits is not None else None)
     try:
         WRITERS[fmt](output, columns, reader.open())
     except SipflowError as exc:
@@ -236,6 +264,7 @@ def filter_options(f: Callable[..., None]) -> Callable[..., None]:
     type=click.Path(file_okay=False),
     help="With --engine dask: where workers write the shuffled messages (storage all workers share).",
 )
+@limit_option
 def analyze(
     captures: tuple[str, ...],
     fmt: str,
@@ -250,6 +279,7 @@ def analyze(
     tls_keylog: Path | None,
     jobs: int,
     max_open_calls: int,
+    limit: tuple[str, ...],
     **filter_args: Any,
 ) -> None:
     """Group the SIP of CAPTURES (files or directories, read as one) into calls and say, for each,
@@ -262,6 +292,7 @@ def analyze(
     from analyzer.report.terminal import write_summary
 
     redaction = redaction_of(redact)
+    limits = limits_of(limit)
     streamed: _Streamed | None = None
     try:
         for expr in fail_on:
@@ -275,6 +306,8 @@ def analyze(
             keep = report_dir is not None or bool(redaction.headers)
             if tls_keylog is not None and engine != "tshark":
                 raise UsageError("--tls-keylog is read by tshark: give --engine tshark too")
+            if limits is not None and engine != "local":
+                raise UsageError("--limit bounds sipflow's own decoder: it goes with --engine local")
             if engine == "dask":
                 result = _run_dask(paths, scheduler, work_dir, keep)
             elif engine == "tshark":
@@ -293,9 +326,17 @@ def analyze(
                         jobs=jobs or cpu_count(),
                         max_open=max_open_calls,
                         on_report=streamed.add,
+                        limits=limits,
                     )
                 else:
-                    result = run(paths, tick, keep_messages=keep, jobs=jobs or cpu_count(), max_open=max_open_calls)
+                    result = run(
+                        paths,
+                        tick,
+                        keep_messages=keep,
+                        jobs=jobs or cpu_count(),
+                        max_open=max_open_calls,
+                        limits=limits,
+                    )
         reports = streamed.reports if streamed is not None else select(result, filters)
         if report_dir is not None:
             from analyzer.report.files import default_dir, write_report_dir  # pandas, jinja2: only here

@@ -5,7 +5,8 @@ pieces cover every byte before it. Overlapping pieces keep the first copy (RFC 5
 forbids overlaps in IPv6; counting them is enough for analysis). Memory is bounded:
 at most ``max_pending`` datagrams and ``max_bytes`` of pieces wait, the oldest datagram
 is dropped first and counted in ``evicted``; a datagram sent in more than
-:data:`MAX_PIECES` fragments is dropped and counted in ``refused``.
+``max_pieces`` fragments is dropped and counted in ``refused``. The defaults are the
+constants below (:class:`analyzer.limits.Limits` reads them).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ MAX_PIECES = 64
 §5) the largest datagram needs 52; thousands of tiny overlapping fragments are an attack,
 and would make each reassembly attempt cost as much as all the pieces held."""
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_PENDING = 4096
 
 
 @dataclass(slots=True)
@@ -35,12 +37,13 @@ class _Pending:
 
 @dataclass(slots=True)
 class FragmentTable:
-    max_pending: int = 4096
+    max_pending: int = DEFAULT_MAX_PENDING
     max_bytes: int = DEFAULT_MAX_BYTES
+    max_pieces: int = MAX_PIECES
     evicted: int = 0
     """Datagrams dropped incomplete because the table was full."""
     refused: int = 0
-    """Datagrams dropped because they came in more than MAX_PIECES fragments."""
+    """Datagrams dropped because they came in more than ``max_pieces`` fragments."""
     _pending: OrderedDict[FragKey, _Pending] = field(default_factory=OrderedDict)
     _bytes: int = 0
 
@@ -54,7 +57,7 @@ class FragmentTable:
                 self._evict_oldest()
             entry = self._pending[key] = _Pending()
         entry.frames.append(frame)
-        if len(entry.frames) > MAX_PIECES:
+        if len(entry.frames) > self.max_pieces:
             self._forget(key)
             self.refused += 1
             return None

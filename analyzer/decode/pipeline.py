@@ -20,6 +20,7 @@ from analyzer.decode.fragments import FragmentTable
 from analyzer.decode.link import ETH_IPV4, ETH_IPV6, LINK_DECODERS, LinkResult
 from analyzer.decode.tcp import Piece, TcpTable
 from analyzer.errors import DecodeError, SipParseError
+from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.sip.message import Origin, SipMessage
 from analyzer.sip.parser import parse_message
 
@@ -83,13 +84,28 @@ class _Ctx:
 
 
 class Decoder:
-    """Stateful decoder: IP fragments and TCP streams are kept between frames."""
+    """Stateful decoder: IP fragments and TCP streams are kept between frames.
 
-    def __init__(self) -> None:
+    ``limits`` bound what it holds (:class:`analyzer.limits.Limits`); they are handed to the
+    tables here, once.
+    """
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
         self.stats = DecodeStats()
-        self.fragments = FragmentTable()
-        self.tcp = TcpTable()
-        self.sctp = sctp_mod.SctpReassembler()
+        self.fragments = FragmentTable(
+            max_pending=limits.fragment_datagrams, max_bytes=limits.fragment_bytes, max_pieces=limits.fragment_pieces
+        )
+        self.tcp = TcpTable(
+            max_streams=limits.tcp_streams,
+            max_buffer=limits.tcp_buffer,
+            max_pending=limits.tcp_pending_segments,
+            max_header=limits.max_sip_header,
+            max_body=limits.max_sip_body,
+            ws_message=limits.ws_message,
+        )
+        self.sctp = sctp_mod.SctpReassembler(max_message=limits.sctp_message, max_pending=limits.sctp_fragments)
+        self._hep_max = limits.hep_payload
         self._addr: dict[bytes, str] = {}
         self._fast_not_sip = 0
 
@@ -364,7 +380,7 @@ class Decoder:
 
     def _hep(self, payload: bytes, ctx: _Ctx) -> list[SipMessage]:
         try:
-            hep = hep_mod.parse_hep(payload)
+            hep = hep_mod.parse_hep(payload, self._hep_max)
         except DecodeError as exc:
             self.stats.malformed.append(Malformed(ctx.number, (ctx.number,), exc.reason, ""))
             return self._skip("hep-malformed")

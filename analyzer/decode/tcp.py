@@ -4,6 +4,12 @@ One :class:`TcpStream` per direction of a connection, created when a segment sta
 with a SIP start line (or a WebSocket handshake). Segments are put in sequence
 order; retransmitted bytes are dropped; out-of-order segments wait (bounded) for
 the gap to fill. Complete messages come out with the frames that carried them.
+
+Bounds (defaults below; :class:`analyzer.limits.Limits` reads them and the decoder passes
+them to :class:`TcpTable`): bytes buffered per direction (past it, the buffer is given out
+as junk), out-of-order segments held (past it, the gap is given up: ``incomplete``), the
+SIP header block and body sizes (:mod:`analyzer.sip.framing`), the WebSocket message size,
+and directions tracked (past it, the oldest is forgotten and counted in ``evicted``).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from analyzer.decode.websocket import DEFAULT_MAX_MESSAGE as DEFAULT_WS_MESSAGE
 from analyzer.errors import DecodeError
 from analyzer.sip import framing
 from analyzer.sip.parser import looks_like_sip
@@ -21,6 +28,7 @@ FlowKey = tuple[bytes, int, bytes, int]
 PieceKind = Literal["message", "junk", "incomplete"]
 MAX_PENDING_SEGMENTS = 256
 MAX_BUFFER = 2 * 1024 * 1024
+MAX_STREAMS = 65_536
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +64,11 @@ class TcpStream:
     """The last piece given out was junk and no message came since."""
     junk_bytes: int = 0
     """Junk that followed other junk: counted, not given out again (one report per run)."""
+    max_buffer: int = MAX_BUFFER
+    max_pending: int = MAX_PENDING_SEGMENTS
+    max_header: int = framing.DEFAULT_MAX_HEADER
+    max_body: int = framing.DEFAULT_MAX_BODY
+    ws_message: int = DEFAULT_WS_MESSAGE
 
     def push(self, seq: int, data: bytes, frame: int) -> list[Piece]:
         d = _seq_diff(seq, self.next_seq)
@@ -73,7 +86,7 @@ class TcpStream:
 
     def _hold(self, seq: int, data: bytes, frame: int) -> list[Piece]:
         self.pending.setdefault(seq, (data, frame))
-        if len(self.pending) <= MAX_PENDING_SEGMENTS:
+        if len(self.pending) <= self.max_pending:
             return []
         # The gap will not fill: give up on the missing bytes and resynchronise.
         self.gaps += 1
@@ -127,7 +140,7 @@ class TcpStream:
         return piece
 
     def _extract(self) -> list[Piece]:
-        if len(self.buf) > MAX_BUFFER:
+        if len(self.buf) > self.max_buffer:
             return [self._consume(len(self.buf), "junk")]
         if self.mode == "sip":
             return self._extract_sip()
@@ -142,7 +155,7 @@ class TcpStream:
             if pos:
                 self._consume(pos, "junk")
                 continue
-            verdict, end = framing.frame_message(self.buf, 0)
+            verdict, end = framing.frame_message(self.buf, 0, max_header=self.max_header, max_body=self.max_body)
             if verdict == framing.NEED:
                 break
             piece = self._consume(end, "message" if verdict == framing.MESSAGE else "junk")
@@ -167,7 +180,7 @@ class TcpStream:
         from analyzer.decode.websocket import WebSocketStream
 
         if self.ws is None:
-            self.ws = WebSocketStream()
+            self.ws = WebSocketStream(self.ws_message)
         assert isinstance(self.ws, WebSocketStream)
         data = self.buf
         frames = self._frames_until(len(data))
@@ -194,7 +207,15 @@ class TcpStream:
 class TcpTable:
     """Streams by direction; a direction is tracked once SIP (or WebSocket) is seen on it."""
 
-    max_streams: int = 65_536
+    max_streams: int = MAX_STREAMS
+    max_buffer: int = MAX_BUFFER
+    """Bytes buffered per direction."""
+    max_pending: int = MAX_PENDING_SEGMENTS
+    """Out-of-order segments held per direction."""
+    max_header: int = framing.DEFAULT_MAX_HEADER
+    max_body: int = framing.DEFAULT_MAX_BODY
+    ws_message: int = DEFAULT_WS_MESSAGE
+    """Largest WebSocket message (all its frames together)."""
     streams: dict[FlowKey, TcpStream] = field(default_factory=dict)
     evicted: int = 0
     retransmitted: int = 0
@@ -229,7 +250,15 @@ class TcpTable:
             oldest = next(iter(self.streams))
             del self.streams[oldest]
             self.evicted += 1
-        stream = self.streams[key] = TcpStream(next_seq=seq, mode=mode)
+        stream = self.streams[key] = TcpStream(
+            next_seq=seq,
+            mode=mode,
+            max_buffer=self.max_buffer,
+            max_pending=self.max_pending,
+            max_header=self.max_header,
+            max_body=self.max_body,
+            ws_message=self.ws_message,
+        )
         return stream
 
     def close_all(self) -> list[Piece]:

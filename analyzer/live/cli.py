@@ -15,9 +15,11 @@ from types import FrameType
 
 import click
 
+from analyzer.cli import LIMIT_HELP
 from analyzer.correlate.model import Kind
 from analyzer.correlate.store import MAX_OPEN
 from analyzer.errors import SipflowError, UsageError
+from analyzer.limits import Limits
 from analyzer.live.hep import DEFAULT_MAX_SIZE, DEFAULT_PORT, DEFAULT_RATE, parse_listen
 from analyzer.live.run import LiveConfig, LiveRun, Outputs
 from analyzer.live.tcpdump import default_filter
@@ -114,6 +116,7 @@ def _signals(stop: threading.Event, hurry: Callable[[], None]) -> Iterator[None]
     help="Mask this header's value in every output (repeatable); with it, --write-pcap frames are masked in "
     "place too, Authorization digests included (without it they are kept as captured).",
 )
+@click.option("--limit", "limit", multiple=True, metavar="NAME=VALUE", help=LIMIT_HELP)
 def live(
     iface: str | None,
     bpf: str | None,
@@ -141,6 +144,7 @@ def live(
     redact: tuple[str, ...],
     engine: str,
     tls_keylog: Path | None,
+    limit: tuple[str, ...],
 ) -> None:
     """Analyse live traffic: sniff an interface (-i) and/or receive HEP (--hep); report each
     call when it ends (--jsonl: the `analyze --format jsonl` lines), until Ctrl-C/SIGTERM."""
@@ -181,6 +185,7 @@ def live(
             engine=engine,
             tshark=tshark,
             tls_keylog=keylog,
+            limits=Limits.parse(limit),
         )
     except SipflowError as exc:
         raise cli_error(exc) from None

@@ -20,6 +20,7 @@ from analyzer.correlate.model import Conversation
 from analyzer.correlate.store import SETUP_IDLE_NS, CallStore
 from analyzer.decode.pipeline import Decoder, Unreachable
 from analyzer.diagnose.verdict import CallReport, diagnose
+from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.sip.message import SipMessage
 
 # ICMP errors are evidence for requests that got no answer; such a request is diagnosed
@@ -65,17 +66,20 @@ class EngineCounters:
 class LiveEngine:
     """Decoder + call store + diagnosis, bounded for a run of days.
 
-    ``on_message`` sees every SIP message before the store does (for alerts).
+    ``on_message`` sees every SIP message before the store does (for alerts); ``limits``
+    bound what the decoder holds (``live --limit``).
     """
 
     max_open: int = 200_000
     on_message: Callable[[SipMessage], None] | None = None
-    decoder: Decoder = field(default_factory=Decoder)
+    limits: Limits = DEFAULT_LIMITS
+    decoder: Decoder = field(init=False)
     store: CallStore = field(init=False)
     clock: CaptureClock = field(default_factory=CaptureClock)
     counters: EngineCounters = field(default_factory=EngineCounters)
 
     def __post_init__(self) -> None:
+        self.decoder = Decoder(self.limits)
         self.store = CallStore(max_open=self.max_open)
 
     # -- input -----------------------------------------------------------------------

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from analyzer.capture.tshark import TsharkCapture, TsharkMessages, TsharkPacket, tshark_argv, tshark_listening
 from analyzer.diagnose.verdict import CallReport
 from analyzer.errors import CaptureOpenError, SipflowError
+from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.live.alerts import Alert, Alerts
 from analyzer.live.engine import LiveEngine
 from analyzer.live.events import QUEUE_SIZE, Done, Event, Frame
@@ -81,6 +82,8 @@ class LiveConfig:
     redaction: Redaction | None = None
     """``--redact``: headers masked in every output; with it, --write-pcap frames are masked
     too (without it they are kept as captured)."""
+    limits: Limits = DEFAULT_LIMITS
+    """``--limit``: what the decoder may hold (:class:`analyzer.limits.Limits`)."""
 
 
 @dataclass(slots=True)
@@ -113,7 +116,7 @@ class LiveRun:
         self.abandon = threading.Event()
         self.alerts = Alerts() if cfg.alerts else None
         watch = self.alerts is not None or cfg.redaction is not None
-        self.engine = LiveEngine(max_open=cfg.max_open, on_message=self._message if watch else None)
+        self.engine = LiveEngine(max_open=cfg.max_open, on_message=self._message if watch else None, limits=cfg.limits)
         self.rolling = Rolling(window_s=cfg.window_s, full=cfg.report_dir is not None)
         self.peers = PeerWindow(window_s=cfg.window_s)
         self.summary = LiveSummary()
