@@ -315,10 +315,11 @@ def analyze(
             else:
                 if scheduler is not None or work_dir is not None:
                     raise UsageError("--scheduler and --work-dir go with --engine dask")
-                if not keep and fmt in ("json", "jsonl", "csv"):
+                if not keep:
                     # Each call is written as soon as it is over: memory stays flat however long
-                    # the capture (only --fail-on keeps the selected reports to judge them).
-                    streamed = _Streamed(fmt, output, filters, keep_reports=bool(fail_on))
+                    # the capture. The summary table and --fail-on keep what they read of each
+                    # selected call (terminal.summary_view), not the whole report.
+                    streamed = _Streamed(fmt, output, filters, keep_reports=bool(fail_on) or fmt == "table")
                     result = run(
                         paths,
                         tick,
@@ -347,9 +348,12 @@ def analyze(
     except SipflowError as exc:
         raise cli_error(exc) from None
     reports = calls_report.redact_reports(reports, redaction, result.messages_of)
-    if streamed is not None:
+    if fmt == "table":
+        total = streamed.summary.conversations if streamed is not None else None
+        write_summary(output, result, reports, peer_names=names, total=total)
+    elif streamed is not None:
         streamed.close(result)
-    elif fmt in ("json", "jsonl", "csv"):  # the same writers as when streaming: the same text
+    else:  # the same writers as when streaming: the same text
         from analyzer.report import select as selection
 
         again = _Streamed(fmt, output, selection.Filters(), keep_reports=False)
@@ -357,8 +361,6 @@ def analyze(
             again.add(r)
         if again.json is not None:
             again.json.close(result, calls_report.summary_dict(result))
-    else:
-        write_summary(output, result, reports, peer_names=names)
     output.flush()
     if result.evicted:
         click.echo(
@@ -394,6 +396,7 @@ class _Streamed:
         self.filters = filters
         self.keep_reports = keep_reports
         self.reports: list[CallReport] = []
+        self.failed = 0
         self.summary = calls_report.SummaryCounts()
         self.json = calls_report.JsonCallsWriter(output) if fmt == "json" else None
         self.csv = calls_report.CsvCallsWriter(output) if fmt == "csv" else None
@@ -406,12 +409,16 @@ class _Streamed:
         if not (self.filters.empty or matches(r, self.filters)):
             return
         if self.keep_reports:
-            self.reports.append(r)
+            from analyzer.report.terminal import MAX_FAILED_ROWS, summary_view
+
+            shown = r.breaking is not None and self.failed < MAX_FAILED_ROWS
+            self.failed += r.breaking is not None
+            self.reports.append(summary_view(r, shown))
         if self.json is not None:
             self.json.add(r)
         elif self.csv is not None:
             self.csv.add(r)
-        else:
+        elif self.fmt == "jsonl":
             self.output.write(json.dumps(call_dict(r), ensure_ascii=False) + "\n")
 
     def close(self, result: Analysis) -> None:

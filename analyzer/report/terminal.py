@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import TextIO
@@ -149,6 +150,19 @@ def _security(findings: list[SecurityFinding]) -> Table | None:
     return t
 
 
+def summary_view(r: CallReport, shown: bool) -> CallReport:
+    """What the summary, the KPIs, the filters' results and ``--fail-on`` read of a report,
+    for a streamed analysis that cannot keep every report whole: the frame list, findings
+    and address sets go, and the breaking response's texts unless the call is ``shown``
+    among the first :data:`MAX_FAILED_ROWS` failed ones."""
+    slim = dataclasses.replace(r, frames=r.frames[:1], findings=(), addresses=frozenset())
+    if shown:
+        return slim
+    b = r.breaking
+    b = dataclasses.replace(b, explanation="", hint="") if b is not None else None
+    return dataclasses.replace(slim, breaking=b, caller="", callee="")
+
+
 def write_summary(
     out: TextIO,
     a: Analysis,
@@ -156,19 +170,22 @@ def write_summary(
     *,
     width: int | None = None,
     peer_names: Mapping[str, str] | None = None,
+    total: int | None = None,
 ) -> None:
-    """Everything an engineer reads first; ``reports`` is the filtered selection (default: all)."""
+    """Everything an engineer reads first; ``reports`` is the filtered selection (default: all);
+    ``total``: how many conversations there were, when ``a.calls`` does not hold them all."""
     rs = a.calls if reports is None else reports
+    conversations = len(a.calls) if total is None else total
     console = Console(file=out, width=width or 140, highlight=False, soft_wrap=False, emoji=False)
     st = a.stats
     span = ""
     if st.first_ts_ns is not None and st.last_ts_ns is not None:
         span = f"{iso_time(st.first_ts_ns)} .. {iso_time(st.last_ts_ns)}"
-    selected = f" ({len(rs)} selected)" if reports is not None and len(rs) != len(a.calls) else ""
+    selected = f" ({len(rs)} selected)" if reports is not None and len(rs) != conversations else ""
     console.print(f"[bold]{a.path}[/bold]")
     console.print(f"  {span}")
     console.print(
-        f"  {st.frames} packets, {st.sip_messages} SIP messages, {len(a.calls)} conversations{selected}, "
+        f"  {st.frames} packets, {st.sip_messages} SIP messages, {conversations} conversations{selected}, "
         f"{len(st.malformed)} malformed"
     )
     security = _security(a.security)  # about the whole capture: filters do not apply

@@ -26,7 +26,7 @@ def run(*args: str) -> str:
     return result.stdout
 
 
-@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv"])
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv", "table"])
 @pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: p.name)
 def test_streamed_output_is_the_whole_analysis_output(fmt: str, capture: Path, tmp_path: Path) -> None:
     streamed = run(str(capture), "--format", fmt)
@@ -73,3 +73,11 @@ def test_writing_the_calls_makes_no_reference_cycle() -> None:
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+def test_the_summary_table_of_a_selection_is_the_same_streamed(tmp_path: Path) -> None:
+    capture = str(CAPTURES[2])
+    streamed = run(capture, "--outcome", "rejected", "--outcome", "timeout")
+    whole = run(capture, "--outcome", "rejected", "--outcome", "timeout", "--report", str(tmp_path / "r"))
+    assert streamed == whole
+    assert " selected)" in streamed.splitlines()[2]
