@@ -130,7 +130,11 @@ def test_hep_run_with_metrics(shared_pcaps: Path, tmp_path: Path) -> None:
     scraped: list[str] = []
 
     def client() -> None:
-        time.sleep(0.5)
+        # Send once the listener says it is up (opening --report loads pandas first: a fixed
+        # half second was not always enough on a loaded machine).
+        deadline = time.monotonic() + 30
+        while not any("HEP on udp+tcp" in line for line in lines) and time.monotonic() < deadline:
+            time.sleep(0.05)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             for p in hep_payloads(shared_pcaps / "hep-wireshark/hep.pcap"):
                 s.sendto(p, ("127.0.0.1", port))
