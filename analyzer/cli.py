@@ -362,6 +362,9 @@ def analyze(
         if again.json is not None:
             again.json.close(result, calls_report.summary_dict(result))
     output.flush()
+    if result.stats.limits:
+        hit = ", ".join(f"{name} {n}" for name, n in sorted(result.stats.limits.items()))
+        click.echo(f"sipflow: warning: limits reached ({hit}): see --limit and the README's limits", err=True)
     if result.evicted:
         click.echo(
             f"sipflow: warning: {result.evicted} conversation(s) judged early: more than {max_open_calls} were "

@@ -112,6 +112,7 @@ def test_fragment_pieces_drops_a_fragmented_invite(sample_pcaps: Path) -> None:
     methods, d = read(sample_pcaps / FRAGMENTED, Limits(fragment_pieces=1))
     assert "INVITE" not in methods and len(methods) == 12
     assert d.fragments.refused == 2  # the second fragment of each INVITE is one too many
+    assert d.sync_stats().limits == {"fragment_pieces": 2}
     assert d.stats.frames_by_reason["ip-fragment"] == 6
     # the third fragment starts a datagram of its own, still incomplete at the end
     assert [(m.frames, m.reason) for m in d.stats.malformed] == [
@@ -160,6 +161,7 @@ def test_analyze_limit(sample_pcaps: Path) -> None:
     assert code == 0
     capture = json.loads(out)["capture"]
     assert (capture["sip_messages"], capture["malformed"], capture["skipped"]["ip-fragment"]) == (12, 2, 6)
+    assert capture["limits_reached"] == {"fragment_pieces": 2}
 
 
 @pytest.mark.parametrize(

@@ -71,6 +71,10 @@ class DecodeStats:
     unreachable: list[Unreachable] = field(default_factory=list)
     first_ts_ns: int | None = None
     last_ts_ns: int | None = None
+    limits: Counter[str] = field(default_factory=Counter)
+    """What a limit (analyzer.limits) made the decoder drop, by limit: ``tcp_streams``
+    (directions forgotten), ``fragment_pieces`` (datagrams refused), ``fragment_bytes``
+    (datagrams dropped to stay within the bytes or datagrams held), ``sctp_fragments``."""
 
 
 @dataclass(slots=True)
@@ -218,6 +222,15 @@ class Decoder:
         if self._fast_not_sip:
             self.stats.frames_by_reason["udp-not-sip"] += self._fast_not_sip
             self._fast_not_sip = 0
+        hit = (
+            ("tcp_streams", self.tcp.evicted),
+            ("fragment_pieces", self.fragments.refused),
+            ("fragment_bytes", self.fragments.evicted),
+            ("sctp_fragments", self.sctp.dropped_fragments),
+        )
+        for name, count in hit:
+            if count:
+                self.stats.limits[name] = count
         return self.stats
 
     def _skip(self, reason: str) -> list[SipMessage]:

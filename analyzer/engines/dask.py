@@ -312,6 +312,7 @@ def merge_stats(decoded: Sequence[FileDecode], numbers: FrameNumbers) -> DecodeS
         out.bytes += st.bytes
         out.sip_messages += st.sip_messages
         out.frames_by_reason.update(st.frames_by_reason)
+        out.limits.update(st.limits)
         renumbered = [_renumber_malformed(m, f, numbers) for m in st.malformed]
         body += ((numbers.of(f, at), i, m) for i, (at, m) in enumerate(zip(d.malformed_at, renumbered, strict=False)))
         tails += ((f, i, m) for i, m in enumerate(renumbered[d.body_malformed :]))

@@ -133,6 +133,7 @@ def capture_dict(a: Analysis) -> dict[str, Any]:
         "sip_messages": st.sip_messages,
         "skipped": dict(sorted((k, v) for k, v in st.frames_by_reason.items() if k != "sip")),
         "malformed": len(st.malformed),
+        "limits_reached": dict(sorted(st.limits.items())),
         "warning": a.warning or None,
     }
 

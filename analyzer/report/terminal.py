@@ -188,6 +188,9 @@ def write_summary(
         f"  {st.frames} packets, {st.sip_messages} SIP messages, {conversations} conversations{selected}, "
         f"{len(st.malformed)} malformed"
     )
+    if st.limits:
+        hit = ", ".join(f"{name} {n}" for name, n in sorted(st.limits.items()))
+        console.print(f"  [bold]limits reached[/bold] (--limit): {escape(hit)}")
     security = _security(a.security)  # about the whole capture: filters do not apply
     if not rs:
         console.print("No conversations.")
