@@ -107,6 +107,7 @@ def test_html_is_the_window(window: tuple[list[CallReport], DecodeStats], tmp_pa
         "sip_messages": 9,
         "skipped": {"not-ip": 4},
         "malformed": 0,
+        "limits_reached": {},
         "warning": "packets and SIP messages since 2026-11-21 19:56:00 UTC; 3 malformed SIP",
         "first": "2026-11-21T19:56:00.992300Z",
         "last": "2026-11-21T19:58:26.761154Z",
