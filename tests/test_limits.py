@@ -196,3 +196,21 @@ def test_analyze_help_lists_the_names() -> None:
     assert code == 0
     flat = " ".join(out.split())
     assert "--limit NAME=VALUE" in flat and NAMES in flat
+
+
+def test_an_oversized_websocket_message_is_dropped_and_the_connection_goes_on(shared_pcaps: Path) -> None:
+    capture = shared_pcaps / "heplify" / "sip_tcp_websocket.pcap"
+    full = list(MessageReader(capture))
+    reader = MessageReader(capture, decoder=Decoder(Limits(ws_message=700)))
+    small = list(reader)
+    dropped = sorted({m.frame for m in full} - {m.frame for m in small})
+    assert (len(full), len(small), dropped) == (39, 34, [11, 18, 24, 34, 46])
+    # every message that was not over the limit is still read, later ones included
+    assert [m for m in full if m.frame not in dropped] == small
+    assert [(m.frame, m.reason) for m in reader.decoder.stats.malformed] == [
+        (10, "tcp-junk"),
+        (16, "tcp-junk"),
+        (24, "tcp-junk"),
+        (33, "tcp-junk"),
+        (45, "tcp-junk"),
+    ]

@@ -185,12 +185,20 @@ class TcpStream:
         data = self.buf
         frames = self._frames_until(len(data))
         self.buf, self.base = b"", self.base + len(data)
-        try:
-            payloads = self.ws.feed(data)
-        except DecodeError:
-            self.mode = "sip"  # not WebSocket after all: treat what follows as plain SIP
-            return [Piece("junk", data, frames, "ws")]
-        return [Piece("message", p, frames[-1:], "ws") for p in payloads]
+        pieces: list[Piece] = []
+        while True:
+            try:
+                payloads = self.ws.feed(data)
+            except DecodeError as exc:
+                if exc.reason != "ws-too-large":
+                    self.mode = "sip"  # not WebSocket after all: treat what follows as plain SIP
+                    return [*pieces, Piece("junk", data, frames, "ws")]
+                # A message over the ws_message limit is dropped and reported; its length was
+                # known, so the framing holds and the connection goes on as WebSocket.
+                pieces.append(Piece("junk", str(exc).encode(), frames, "ws"))
+                data = b""
+                continue
+            return [*pieces, *(Piece("message", p, frames[-1:], "ws") for p in payloads)]
 
     def _flush(self, kind: PieceKind) -> list[Piece]:
         if not self.buf.strip(b"\r\n"):
