@@ -306,10 +306,10 @@ def analyze(
             keep = report_dir is not None or bool(redaction.headers)
             if tls_keylog is not None and engine != "tshark":
                 raise UsageError("--tls-keylog is read by tshark: give --engine tshark too")
-            if limits is not None and engine != "local":
-                raise UsageError("--limit bounds sipflow's own decoder: it goes with --engine local")
+            if limits is not None and engine == "tshark":
+                raise UsageError("--limit bounds sipflow's own decoder: not with --engine tshark")
             if engine == "dask":
-                result = _run_dask(paths, scheduler, work_dir, keep)
+                result = _run_dask(paths, scheduler, work_dir, keep, limits)
             elif engine == "tshark":
                 result = _run_tshark(paths, tls_keylog)
             else:
@@ -434,12 +434,14 @@ def cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _run_dask(paths: list[str], scheduler: str | None, work_dir: str | None, keep: bool) -> Analysis:
+def _run_dask(
+    paths: list[str], scheduler: str | None, work_dir: str | None, keep: bool, limits: Limits | None
+) -> Analysis:
     """The analysis on a Dask cluster (see analyzer.engines.dask): the same result."""
     from analyzer.engines import dask as engine
 
     with engine.connect(scheduler) as client, engine.work_directory(work_dir, scheduler) as shared:
-        return engine.analyze(paths, client, work_dir=shared, keep_messages=keep)
+        return engine.analyze(paths, client, work_dir=shared, keep_messages=keep, limits=limits)
 
 
 def _run_tshark(paths: list[str], keylog: Path | None) -> Analysis:

@@ -174,7 +174,7 @@ def test_analyze_limit(sample_pcaps: Path) -> None:
         ),
         (
             ("--engine", "tshark", "--limit", "tcp_buffer=1M"),
-            "--limit bounds sipflow's own decoder: it goes with --engine local",
+            "--limit bounds sipflow's own decoder: not with --engine tshark",
         ),
     ],
 )

@@ -97,6 +97,7 @@ from analyzer.engines.timeline import (
     row_keys,
 )
 from analyzer.errors import UsageError
+from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.sip.message import SipMessage
 
 CONNECT_TIMEOUT_S = 10
@@ -158,10 +159,12 @@ class PartitionResult:
 
 
 # -- on a worker ------------------------------------------------------------------------
-def decode_capture(path: str, index: int, partitions: int, out_dir: str | None) -> FileDecode:
+def decode_capture(
+    path: str, index: int, partitions: int, out_dir: str | None, limits: Limits = DEFAULT_LIMITS
+) -> FileDecode:
     """Decode one capture into rows by partition (Parquet under ``out_dir`` when given)."""
     capture = CaptureStats(path)
-    decoder = Decoder()
+    decoder = Decoder(limits)
     stats = decoder.stats
     messages: list[SipMessage] = []
     stamps = array.array("q")
@@ -378,6 +381,7 @@ def analyze(
     partitions: int | None = None,
     keep_messages: bool = False,
     timeout: float | None = None,
+    limits: Limits | None = None,
 ) -> Analysis:
     """:func:`analyzer.analysis.analyze` on the cluster behind ``client``; equal result.
 
@@ -399,7 +403,8 @@ def analyze(
     futures: list[Future[Any]] = []
     try:
         out = str(run_dir) if run_dir is not None else None
-        decodes = [client.submit(decode_capture, p, i, n, out, pure=False) for i, p in enumerate(paths)]
+        lim = limits if limits is not None else DEFAULT_LIMITS
+        decodes = [client.submit(decode_capture, p, i, n, out, lim, pure=False) for i, p in enumerate(paths)]
         futures += decodes
         facts = [client.submit(_facts, d, pure=False) for d in decodes]
         futures += facts

@@ -26,6 +26,7 @@ from analyzer.engines import dask as engine
 from analyzer.engines.table import split_by_call_id, to_table
 from analyzer.engines.timeline import frame_numbers
 from analyzer.errors import CaptureFormatError
+from analyzer.limits import Limits
 from analyzer.report.calls import call_dict
 from analyzer.sip.message import Origin, SipMessage
 from analyzer.sip.parser import parse_message
@@ -91,6 +92,15 @@ def test_one_capture_as_the_local_engine(client: Client, path: Path) -> None:
     far = run_dask(client, [path], partitions=3, keep_messages=True)
     assert same(far) == same(local)
     assert sum(r.messages for r in far.calls) == sum(r.messages for r in local.calls) == len(local.messages)
+
+
+def test_limits_reach_the_workers_decoders(client: Client) -> None:
+    path = SAMPLE_PCAPS / "udp_fragmented.pcap"
+    limits = Limits(fragment_pieces=1)
+    local = analyze(path, limits=limits)
+    far = run_dask(client, [path], partitions=2, keep_messages=True, limits=limits)
+    assert same(far) == same(local)
+    assert far.stats.limits == {"fragment_pieces": 2}
 
 
 @pytest.mark.parametrize(("name", "findings"), [(str(SCANNED), 1), (str(SAMPLE_PCAPS / "rule_auth_loop.pcap"), 0)])
