@@ -25,12 +25,11 @@ from analyzer.analysis import Analysis
 from analyzer.decode.pipeline import DecodeStats
 from analyzer.diagnose.verdict import CallReport
 from analyzer.errors import UsageError
-from analyzer.report.calls import call_dict, calls_dataframe
+from analyzer.report.calls import call_dict, write_calls_csv
 from analyzer.report.columns import iso_time
-from analyzer.report.files import TEXT_COLUMNS, atomic_write
+from analyzer.report.files import atomic_write
 from analyzer.report.html import render_html
 from analyzer.report.kpi import Kpis
-from analyzer.report.render import defuse
 
 
 def window_name(window_s: float) -> str:
@@ -102,10 +101,6 @@ class ReportDir:
     ) -> list[Path]:
         """Write the three files; ``source`` names the inputs (``-i eth0 + HEP …``) in the page,
         ``decoded`` and ``malformed`` are the run's counts (see :func:`window_analysis`)."""
-        frame = calls_dataframe(reports)
-        for col in TEXT_COLUMNS:
-            if col in frame.columns:
-                frame[col] = frame[col].map(defuse)
         doc = {
             "live": {
                 "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -118,7 +113,7 @@ class ReportDir:
         html = render_html(a, title=f"sipflow {a.path}", messages_kept=False)
         html_path = self.directory / "report.html"
         csv_path, json_path = self.directory / "calls.csv", self.directory / "calls.json"
-        atomic_write(csv_path, lambda f: frame.to_csv(f, index=False))
+        atomic_write(csv_path, lambda f: write_calls_csv(f, reports))
         atomic_write(json_path, lambda f: f.write(json.dumps(doc, indent=1, ensure_ascii=False)))
         atomic_write(html_path, lambda f: f.write(html))
         self.writes += 1

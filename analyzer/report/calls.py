@@ -12,7 +12,7 @@ from typing import IO, TYPE_CHECKING, Any
 from analyzer.diagnose.security import SecurityFinding
 from analyzer.diagnose.verdict import Breaking, CallReport
 from analyzer.report.columns import iso_time
-from analyzer.report.render import defuse
+from analyzer.report.render import TEXT_COLUMNS, defuse
 from analyzer.sip.message import SipMessage
 from analyzer.sip.redact import REDACTED, Redaction, scrub
 
@@ -237,14 +237,17 @@ class CsvCallsWriter:
         self.writer.writerow([_csv_cell(col, row[col]) for col in CALL_COLUMNS])
 
 
-DEFUSED_COLUMNS = frozenset({"caller", "callee", "call_id", "explanation", "final_reason", "hint"})
-"""Columns of wire text a spreadsheet could take for a formula."""
+def write_calls_csv(out: IO[str], reports: Iterable[CallReport]) -> None:
+    """calls.csv, whoever writes it (``analyze --format csv``, ``--report``, ``live --report``)."""
+    writer = CsvCallsWriter(out)
+    for r in reports:
+        writer.add(r)
 
 
 def _csv_cell(col: str, value: Any) -> Any:
     if value is None:
         return ""
-    return defuse(value) if col in DEFUSED_COLUMNS and isinstance(value, str) else value
+    return defuse(value) if col in TEXT_COLUMNS and isinstance(value, str) else value
 
 
 CALL_COLUMNS = (

@@ -14,13 +14,18 @@ import pandas as pd
 from analyzer.analysis import Analysis
 from analyzer.diagnose.verdict import CallReport
 from analyzer.errors import UsageError
-from analyzer.report.calls import call_dict, calls_dataframe, capture_dict, redact_reports, summary_dict
+from analyzer.report.calls import (
+    call_dict,
+    calls_dataframe,
+    capture_dict,
+    redact_reports,
+    summary_dict,
+    write_calls_csv,
+)
 from analyzer.report.html import render_html
-from analyzer.report.render import defuse
+from analyzer.report.render import TEXT_COLUMNS, defuse
 from analyzer.report.tables import messages_dataframe
 from analyzer.sip.redact import DEFAULT, Redaction
-
-TEXT_COLUMNS = ("call_id", "caller", "callee", "final_reason", "explanation", "hint", "reason", "src", "dst")
 
 
 def default_dir(capture: str) -> Path:
@@ -71,7 +76,7 @@ def write_report_dir(
     keep = {(r.call_id, str(r.kind)) for r in reports}
     msgs = messages_dataframe([m for key, ms in a.by_call.items() if key in keep for m in ms], redaction)
     doc = {"capture": capture_dict(a), "calls": [call_dict(r) for r in shown], "summary": summary_dict(a)}
-    atomic_write(outdir / "calls.csv", lambda f: _defused(calls).to_csv(f, index=False))
+    atomic_write(outdir / "calls.csv", lambda f: write_calls_csv(f, shown))
     atomic_write(outdir / "messages.csv", lambda f: _defused(msgs).to_csv(f, index=False))
     atomic_write(outdir / "calls.json", lambda f: f.write(json.dumps(doc, indent=1, ensure_ascii=False)))
     atomic_write(outdir / "calls.parquet", lambda f: calls.to_parquet(f, index=False), binary=True)

@@ -66,6 +66,10 @@ def write_csv(out: TextIO, columns: tuple[Column, ...], rows: Iterable[SipMessag
     return n + len(batch)
 
 
+TEXT_COLUMNS = frozenset({"call_id", "caller", "callee", "final_reason", "explanation", "hint", "reason", "src", "dst"})
+"""Columns of text from the wire, defused in every CSV (calls and messages)."""
+
+
 def defuse(value: Value) -> Value:
     """Cells a spreadsheet would run as a formula get a leading quote (OWASP CSV injection)."""
     if isinstance(value, str) and value and value[0] in "=+-@\t\r":
