@@ -320,24 +320,15 @@ def analyze(
                     # the capture. The summary table and --fail-on keep what they read of each
                     # selected call (terminal.summary_view), not the whole report.
                     streamed = _Streamed(fmt, output, filters, keep_reports=bool(fail_on) or fmt == "table")
-                    result = run(
-                        paths,
-                        tick,
-                        keep_messages=False,
-                        jobs=jobs or cpu_count(),
-                        max_open=max_open_calls,
-                        on_report=streamed.add,
-                        limits=limits,
-                    )
-                else:
-                    result = run(
-                        paths,
-                        tick,
-                        keep_messages=keep,
-                        jobs=jobs or cpu_count(),
-                        max_open=max_open_calls,
-                        limits=limits,
-                    )
+                result = run(
+                    paths,
+                    tick,
+                    keep_messages=keep,
+                    jobs=jobs or cpu_count(),
+                    max_open=max_open_calls,
+                    on_report=streamed.add if streamed is not None else None,
+                    limits=limits,
+                )
         reports = streamed.reports if streamed is not None else select(result, filters)
         if report_dir is not None:
             from analyzer.report.files import default_dir, write_report_dir  # pandas, jinja2: only here
