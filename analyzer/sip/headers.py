@@ -6,6 +6,8 @@ read Call-ID and CSeq is first asked for, so listing messages never pays for it.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -86,35 +88,28 @@ def _unfold(pairs: list[tuple[str, str]], folds: list[str]) -> None:
     folds.clear()
 
 
-def scan(head: bytes, low: bytes, key: str) -> list[bytes] | None:
-    """Every ``key`` header's raw value, in order, straight from the raw block.
-
-    ``low`` is ``b"\n" + head.lower()``. Returns None when a value is folded onto more
-    lines (RFC 3261 §7.3.1): then the block must be split properly.
-    """
+@functools.cache
+def _finder(key: str) -> re.Pattern[bytes]:
+    """Every ``key`` header line (full or compact form, any case) in a raw block that starts
+    with a newline: its value up to the end of the line, and a blank at the start of the
+    next line when the value is folded onto it."""
     forms = (key, _FULL_TO_COMPACT[key]) if key in _FULL_TO_COMPACT else (key,)
-    n = len(low)
-    found: list[tuple[int, int]] = []  # (line start, value start) in ``low``
-    for form in forms:
-        needle = ("\n" + form).encode()
-        i = low.find(needle)
-        while i >= 0:
-            j = i + len(needle)
-            while j < n and low[j] in (0x20, 0x09):
-                j += 1
-            if j < n and low[j] == 0x3A:  # ':'
-                found.append((i, j + 1))
-            i = low.find(needle, i + 1)
-    if len(forms) > 1:
-        found.sort()
+    names = b"|".join(re.escape(f.encode()) for f in forms)
+    return re.compile(rb"\n(?:" + names + rb")[ \t]*:([^\n]*)(\n[ \t])?", re.IGNORECASE)
+
+
+def scan(data: bytes, start: int, end: int, key: str) -> list[bytes] | None:
+    """Every ``key`` header's raw value, in order, straight from the raw block
+    ``data[start:end]``, which starts with the newline that ends the start line.
+
+    Returns None when a value is folded onto more lines (RFC 3261 §7.3.1): then the block
+    must be split properly.
+    """
     values: list[bytes] = []
-    for _, j in found:
-        k = low.find(b"\n", j)
-        if k < 0:
-            k = n
-        elif k + 1 < n and low[k + 1] in (0x20, 0x09):
+    for value, fold in _finder(key).findall(data, start, end):
+        if fold:
             return None
-        values.append(head[j - 1 : k - 1].strip())
+        values.append(value.strip())
     return values
 
 
@@ -169,8 +164,10 @@ class Headers:
         values: tuple[str, ...] | None = None
         if self._pairs is None:
             # One header asked for: find it in the raw block rather than split them all.
-            head = self._head()
-            raw = scan(head, b"\n" + head.lower(), key)
+            data, start, end = self._data, self._start - 1, self._end
+            if start < 0 or data[start] != 0x0A:  # no newline before the block (a bare CR ends the start line)
+                data, start, end = b"\n" + self._head(), 0, end - start
+            raw = scan(data, start, end, key)
             if raw is not None:
                 values = tuple(decode_text(v) for v in raw)
         if values is None:

@@ -55,37 +55,25 @@ def head_end(data: bytes, start: int = 0) -> tuple[int, int]:
     return -1, -1
 
 
-# The eager header scans look for "\n<name>" in a lower-cased copy of the header block
-# (several times faster than a regex per header); compact forms per RFC 3261 §7.3.3.
-_CALL_ID_NAMES = (b"\ncall-id", b"\ni")
-_CSEQ_NAMES = (b"\ncseq",)
-_CONTENT_LENGTH_NAMES = (b"\ncontent-length", b"\nl")
+def _line(name: bytes) -> re.Pattern[bytes]:
+    """A header line named ``name`` (any case, blanks before the colon): its value."""
+    return re.compile(rb"\n" + re.escape(name) + rb"[ \t]*:([^\n]*)", re.IGNORECASE)
 
 
-def header_value(data: bytes, low: bytes, base: int, names: tuple[bytes, ...]) -> bytes | None:
-    """Value of the first header named ``names`` in a lower-cased block.
+# The eager header scans: the full name first, then the compact form (RFC 3261 §7.3.3).
+_CALL_ID_LINES = (_line(b"call-id"), _line(b"i"))
+_CSEQ_LINES = (_line(b"cseq"),)
+_CONTENT_LENGTH_LINES = (_line(b"content-length"), _line(b"l"))
 
-    ``low`` is ``data[base:end].lower()`` and starts with the newline before the first
-    header. Returns the value with surrounding blanks removed, or None.
-    """
-    # The usual spelling "Name: value" first: one find, no loop.
-    i = low.find(names[0] + b":")
-    if i >= 0 and low.find(names[0], 0, i) < 0:
-        j = i + len(names[0]) + 1
-        k = low.find(b"\n", j)
-        return data[base + j : base + (k if k >= 0 else len(low))].strip()
-    for name in names:
-        i = low.find(name)
-        while i >= 0:
-            j = i + len(name)
-            n = len(low)
-            while j < n and low[j] in (0x20, 0x09):
-                j += 1
-            if j < n and low[j] == 0x3A:  # ':'
-                k = low.find(b"\n", j)
-                stop = base + (k if k >= 0 else n)
-                return data[base + j + 1 : stop].strip()
-            i = low.find(name, i + 1)
+
+def first_value(data: bytes, start: int, end: int, lines: tuple[re.Pattern[bytes], ...]) -> bytes | None:
+    """Value of the first header found by ``lines`` in ``data[start:end]``, tried in turn,
+    with surrounding blanks removed; None when there is none. A header is found only after
+    a newline: the block starts with the one that ends the start line."""
+    for line in lines:
+        m = line.search(data, start, end)
+        if m is not None:
+            return m.group(1).strip()
     return None
 
 
@@ -111,7 +99,7 @@ def content_length(data: bytes, end: int) -> int | None:
     start = data.find(b"\n")
     if start < 0 or start >= end:
         return None
-    return length_value(header_value(data, data[start:end].lower(), start, _CONTENT_LENGTH_NAMES))
+    return length_value(first_value(data, start, end, _CONTENT_LENGTH_LINES))
 
 
 def _cseq(value: bytes) -> tuple[int, str, bool]:
@@ -121,6 +109,18 @@ def _cseq(value: bytes) -> tuple[int, str, bool]:
     if num.isdigit() and len(num) <= 10 and method:
         return int(num), decode_text(method), True
     return -1, decode_text(method), False
+
+
+def call_id_of(data: bytes) -> str | None:
+    """The Call-ID :func:`parse_message` would give ``data`` ("" when it has none), read
+    without parsing the rest; None when ``data`` has no SIP start line."""
+    start = start_line_match(data)
+    if start is None:
+        return None
+    line_end = start.end()
+    hend, _ = head_end(data, max(0, line_end - 2))
+    raw = first_value(data, line_end - 1, hend if hend >= 0 else len(data), _CALL_ID_LINES)
+    return decode_text(raw) if raw else ""
 
 
 def parse_message(data: bytes, origin: Origin) -> SipMessage:
@@ -140,17 +140,16 @@ def parse_message(data: bytes, origin: Origin) -> SipMessage:
         defects.append("no-blank-line")
     # the header scans need the newline that ends the start line in front of them
     base = line_end - 1
-    low = data[base:hend].lower()
-    raw_cid = header_value(data, low, base, _CALL_ID_NAMES)
+    raw_cid = first_value(data, base, hend, _CALL_ID_LINES)
     call_id = decode_text(raw_cid) if raw_cid else ""
     if not call_id:
         defects.append("no-call-id")
-    raw_cseq = header_value(data, low, base, _CSEQ_NAMES)
+    raw_cseq = first_value(data, base, hend, _CSEQ_LINES)
     cseq, cseq_method, valid = _cseq(raw_cseq) if raw_cseq is not None else (-1, "", False)
     if not valid:
         defects.append("bad-cseq" if raw_cseq is not None else "no-cseq")
     body = data[bstart:]
-    clen = length_value(header_value(data, low, base, _CONTENT_LENGTH_NAMES))
+    clen = length_value(first_value(data, base, hend, _CONTENT_LENGTH_LINES))
     if clen is not None:
         if clen < len(body):
             body = body[:clen]  # RFC 3261 §18.3: extra octets after the body are discarded

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from analyzer.errors import SipParseError
 from analyzer.sip.message import Origin
-from analyzer.sip.parser import looks_like_sip, parse_message
+from analyzer.sip.parser import call_id_of, looks_like_sip, parse_message
 
 ORIGIN = Origin(7, (7,), 1_000, "10.0.0.1", 5060, "10.0.0.2", 5060, "udp")
 
@@ -107,6 +107,24 @@ def test_contract_any_bytes_give_a_message_or_the_parse_error(data: bytes) -> No
     assert isinstance(m.call_id, str) and isinstance(m.cseq, int)
     # the lazy headers obey the same contract
     list(m.headers)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.binary(max_size=600) | st.builds(lambda t: INVITE[: len(t)] + t, st.binary(max_size=200)))
+def test_call_id_alone_is_the_parsed_call_id(data: bytes) -> None:
+    """What --jobs shares the calls out by: read alone, the Call-ID is the parser's."""
+    try:
+        expected: str | None = parse_message(data, ORIGIN).call_id
+    except SipParseError:
+        expected = None
+    assert call_id_of(data) == expected
+
+
+def test_call_id_alone() -> None:
+    assert call_id_of(INVITE) == "a84b4c76e66710@pc33.example.com"
+    assert call_id_of(b"SIP/2.0 200 OK\nCALL-ID :  x y \nI: second\n\n") == "x y"
+    assert call_id_of(b"OPTIONS sip:a SIP/2.0\r\nVia: x\r\n\r\ni: in the body\r\n") == ""
+    assert call_id_of(b"HTTP/1.1 200 OK\r\nCall-ID: x\r\n\r\n") is None
 
 
 def test_on_demand_fields() -> None:
