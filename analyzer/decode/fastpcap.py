@@ -23,6 +23,8 @@ from analyzer.decode.pipeline import UDP_INTERESTING, Decoder
 from analyzer.sip.message import SipMessage
 
 ETHERNET = 1
+_HEAD_LEN = RECORD_HEADER_LEN + 43
+"""A record header and an Ethernet/IPv4/UDP frame's first 43 bytes (one payload byte)."""
 
 
 class FastRun:
@@ -38,7 +40,13 @@ class FastRun:
     def __iter__(self) -> Iterator[SipMessage]:
         rec = self.records
         stats = rec.stats
-        unpack = struct.Struct(rec.order + "IIII").unpack_from
+        order = rec.order
+        # One struct call reads a record header and the frame bytes the drop test needs:
+        # EtherType, IPv4 version/IHL, flags/fragment offset, protocol, first UDP payload
+        # byte. Two-byte fields come in the file's byte order, so the constants do too.
+        head = struct.Struct(order + "IIII12xHB5xHxB18xB").unpack_from
+        unpack = struct.Struct(order + "IIII").unpack_from
+        ipv4, frag_mask = (0x0008, 0xFF3F) if order == "<" else (0x0800, 0x3FFF)
         read = getattr(rec.stream, "read1", rec.stream.read)
         feed, skipped_fast = self.decoder.feed, self.decoder.skipped_fast
         interesting = UDP_INTERESTING
@@ -47,7 +55,7 @@ class FastRun:
         buf = b""
         pos = 0
         offset = FILE_HEADER_LEN  # file offset of buf[0], for the truncation message
-        skipped = skipped_bytes = first_skip = last_skip = 0
+        skipped = skipped_bytes = first_skip = last_sec = last_frac = 0
         try:
             while True:
                 try:
@@ -61,8 +69,13 @@ class FastRun:
                 buf = buf[pos:] + chunk
                 pos = 0
                 n = len(buf)
+                fits = n - _HEAD_LEN  # records from here on are read with the plain header
                 while pos + RECORD_HEADER_LEN <= n:
-                    sec, frac, incl, orig = unpack(buf, pos)
+                    if pos <= fits:
+                        sec, frac, incl, orig, eth, vihl, frag, proto, first = head(buf, pos)
+                    else:
+                        sec, frac, incl, orig = unpack(buf, pos)
+                        eth = 0  # too near the end of the buffer to look: the decoder does
                     if incl > MAX_RECORD:
                         stats.stop(f"record at byte {offset + pos} claims {incl} bytes (corrupt length)")
                         return
@@ -73,31 +86,29 @@ class FastRun:
                     number += 1
                     if incl < orig:
                         stats.cut_frames += 1
-                    ts = sec * 1_000_000_000 + frac * scale
                     pos = end
                     if (
-                        incl > 42
-                        and buf[p + 12] == 0x08
-                        and buf[p + 13] == 0
-                        and buf[p + 14] == 0x45
-                        and buf[p + 23] == 17
-                        and not (buf[p + 20] & 0x3F or buf[p + 21])
-                        and not interesting[buf[p + 42]]
+                        eth == ipv4
+                        and incl > 42
+                        and vihl == 0x45
+                        and proto == 17
+                        and not frag & frag_mask
+                        and not interesting[first]
                     ):
                         if not skipped:
-                            first_skip = ts
+                            first_skip = sec * 1_000_000_000 + frac * scale
                         skipped += 1
                         skipped_bytes += incl
-                        last_skip = ts
+                        last_sec, last_frac = sec, frac
                         continue
                     if skipped:
-                        skipped_fast(skipped, skipped_bytes, first_skip, last_skip)
+                        skipped_fast(skipped, skipped_bytes, first_skip, last_sec * 1_000_000_000 + last_frac * scale)
                         skipped = skipped_bytes = 0
-                    out = feed(number, ts, ETHERNET, buf[p:end])
+                    out = feed(number, sec * 1_000_000_000 + frac * scale, ETHERNET, buf[p:end])
                     if out:
                         yield from out
                 if skipped:
-                    skipped_fast(skipped, skipped_bytes, first_skip, last_skip)
+                    skipped_fast(skipped, skipped_bytes, first_skip, last_sec * 1_000_000_000 + last_frac * scale)
                     skipped = skipped_bytes = 0
                 if self.progress is not None:
                     self.progress(self.decoder.stats.bytes)
@@ -105,5 +116,5 @@ class FastRun:
                 stats.stop(f"last record cut short at byte {offset + pos} ({len(buf) - pos} bytes left over)")
         finally:
             if skipped:
-                skipped_fast(skipped, skipped_bytes, first_skip, last_skip)
+                skipped_fast(skipped, skipped_bytes, first_skip, last_sec * 1_000_000_000 + last_frac * scale)
             self.frames = number - self.first_frame + 1
