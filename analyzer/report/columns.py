@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import attrgetter
 
 from analyzer.decode.ip import hostport
 from analyzer.sip.message import SipMessage
@@ -45,7 +46,7 @@ MESSAGE_COLUMNS: tuple[Column, ...] = (
         "Number of the frame that completed the message (as Wireshark counts)",
         "int64",
         7,
-        lambda m: m.origin.frame,
+        attrgetter("origin.frame"),
     ),
     Column(
         "time",
@@ -79,7 +80,7 @@ MESSAGE_COLUMNS: tuple[Column, ...] = (
         9,
         lambda m: f"{m.origin.transport}+{m.origin.encap}" if m.origin.encap else m.origin.transport,
     ),
-    Column("method", "Method", "Request method; empty for a response", "string", 9, lambda m: m.method),
+    Column("method", "Method", "Request method; empty for a response", "string", 9, attrgetter("method")),
     Column(
         "status",
         "Code",
@@ -88,8 +89,8 @@ MESSAGE_COLUMNS: tuple[Column, ...] = (
         4,
         lambda m: m.status or None,
     ),
-    Column("reason", "Reason", "Reason phrase of a response", "string", 22, lambda m: m.reason),
-    Column("call_id", "Call-ID", "Call-ID header", "string", 36, lambda m: m.call_id),
+    Column("reason", "Reason", "Reason phrase of a response", "string", 22, attrgetter("reason")),
+    Column("call_id", "Call-ID", "Call-ID header", "string", 36, attrgetter("call_id")),
     Column(
         "cseq",
         "CSeq",
