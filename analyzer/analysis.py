@@ -6,21 +6,20 @@ import contextlib
 import functools
 import gc
 import heapq
-import multiprocessing
 import os
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from analyzer.correlate.store import MAX_OPEN, CallStore
 from analyzer.decode.pipeline import Decoder, DecodeStats
 from analyzer.diagnose.security import ReportNote, SecurityConfig, SecurityFinding, SecurityWatch, report_note
 from analyzer.diagnose.verdict import CallReport, diagnose
-from analyzer.errors import CaptureOpenError, SipflowError
+from analyzer.errors import CaptureOpenError
 from analyzer.limits import DEFAULT_LIMITS, Limits
+from analyzer.parallel import Sharded
 from analyzer.reader import MergedReader, MessageReader
 from analyzer.sip.message import SipMessage
 from analyzer.sip.parser import call_id_of
@@ -296,10 +295,6 @@ def _owner(shard: int, shards: int) -> Callable[[bytes], bool]:
     return owns
 
 
-BATCH = 256
-"""Reports a worker process sends at a time."""
-
-
 def _analyze_parallel(
     paths: Sequence[str],
     progress: Callable[[int], None] | None,
@@ -308,98 +303,24 @@ def _analyze_parallel(
     emit: Callable[[CallReport], None],
     limits: Limits = DEFAULT_LIMITS,
 ) -> _Part:
-    """One forked process per shard; each sends its reports, in start order, in batches
-    through a pipe, and here they are merged in start order as they come. Process 0 keeps
-    the security watch and counts the bytes read for the progress bar."""
+    """One forked process per shard (:class:`analyzer.parallel.Sharded`), their reports merged
+    in start order as they come. Process 0 keeps the security watch and the decode stats,
+    and counts the bytes read for the progress bar."""
     for p in paths:  # a file that is not a capture fails here, before any process starts
         MessageReader(p).open()._stack.close()
-    ctx = multiprocessing.get_context("fork")
-    done = ctx.Value("q", 0, lock=False)
     share = max(1, max_open // shards)  # each process holds its share of the open calls
-    pipes = [ctx.Pipe(duplex=False) for _ in range(shards)]
-    procs = [
-        ctx.Process(target=_shard_main, args=(list(paths), k, shards, share, pipes[k][1], done, limits), daemon=True)
-        for k in range(shards)
-    ]
-    ends: list[_End | None] = [None] * shards
-    try:
-        for proc in procs:
-            proc.start()
-        for _, send in pipes:
-            send.close()  # the children hold the sending ends now
-        streams = [_received(recv, k, ends, progress, done if k == 0 else None) for k, (recv, _) in enumerate(pipes)]
-        for r in heapq.merge(*streams, key=_report_order):
-            emit(r)
-    finally:
-        for proc in procs:
-            if proc.is_alive():
-                proc.terminate()
-            proc.join()
-        for recv, _ in pipes:
-            recv.close()
-    first = ends[0]
-    assert first is not None and first.part is not None
-    part = first.part
-    part.evicted = sum(e.evicted for e in ends if e is not None)
+
+    def work(shard: int, put: Callable[[CallReport], None], tick: Callable[[int], None]) -> tuple[int, _Part | None]:
+        part = _analyze_part(paths, tick if shard == 0 else None, False, shard, shards, share, put, limits)
+        return part.evicted, part if shard == 0 else None
+
+    run: Sharded[CallReport, tuple[int, _Part | None]] = Sharded(shards, work, _report_order, progress)
+    for r in run:
+        emit(r)
+    part = run.ends[0][1]
+    assert part is not None
+    part.evicted = sum(evicted for evicted, _ in run.ends)
     return part
-
-
-@dataclass(slots=True)
-class _End:
-    """A worker's last message: its eviction count; worker 0's also its part (stats, watch)."""
-
-    evicted: int
-    part: _Part | None = None
-    error: BaseException | None = None
-
-
-def _received(
-    recv: Connection,
-    shard: int,
-    ends: list[_End | None],
-    progress: Callable[[int], None] | None,
-    done: Any,
-) -> Iterator[CallReport]:
-    while True:
-        try:
-            item = recv.recv()
-        except EOFError:
-            raise SipflowError(f"sipflow: worker {shard} ended without its results") from None
-        if isinstance(item, _End):
-            if item.error is not None:
-                raise item.error
-            ends[shard] = item
-            return
-        if progress is not None and done is not None:
-            progress(done.value)
-        yield from item
-
-
-def _shard_main(
-    paths: list[str], shard: int, shards: int, max_open: int, send: Connection, done: Any, limits: Limits
-) -> None:
-    gc.disable()
-    batch: list[CallReport] = []
-
-    def emit(r: CallReport) -> None:
-        batch.append(r)
-        if len(batch) >= BATCH:
-            send.send(batch)
-            batch.clear()
-
-    def tick(nbytes: int) -> None:
-        done.value = nbytes
-
-    try:
-        part = _analyze_part(paths, tick if shard == 0 else None, False, shard, shards, max_open, emit, limits)
-        if batch:
-            send.send(batch)
-        evicted, part.watch = part.evicted, part.watch if shard == 0 else SecurityWatch()
-        send.send(_End(evicted, part if shard == 0 else None))
-    except BaseException as exc:
-        send.send(_End(0, None, exc if isinstance(exc, SipflowError) else SipflowError(f"worker {shard}: {exc!r}")))
-    finally:
-        send.close()
 
 
 def _report_order(r: CallReport) -> tuple[int, str, str]:
