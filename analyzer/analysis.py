@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import heapq
-import os
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +18,8 @@ from analyzer.errors import CaptureOpenError
 from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.parallel import Sharded
 from analyzer.reader import MergedReader, MessageReader
+from analyzer.shards import jobs_for, owner, shard_of
 from analyzer.sip.message import SipMessage
-from analyzer.sip.parser import call_id_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -164,53 +161,6 @@ def no_gc_pauses() -> Iterator[None]:
             gc.enable()
 
 
-MIN_BYTES_PER_JOB = 8 << 20
-"""Below this much capture per process, another process costs more than it saves."""
-
-
-def jobs_for(paths: Sequence[str], jobs: int) -> int:
-    """How many processes to use: at most ``jobs``, one per :data:`MIN_BYTES_PER_JOB` of input
-    (standard input is read by one process only: it cannot be read twice)."""
-    if jobs <= 1 or "-" in paths:
-        return 1
-    size = sum(os.path.getsize(p) for p in paths if os.path.isfile(p))
-    return max(1, min(jobs, size // MIN_BYTES_PER_JOB))
-
-
-# What a SIP message costs each process, in µs of CPU (all-SIP benchmark, one core): the
-# first process parses every message (the security watch reads them all) and watches it;
-# the others read every message only as far as its Call-ID. Each process correlates and
-# diagnoses its own share.
-_PARSE_US = 20.0
-_WATCH_US = 5.0
-_CALL_ID_US = 4.0
-_CALL_US = 58.0
-SLOTS = 1024
-"""Call-IDs are spread over this many slots (by CRC-32), and the slots over the processes."""
-
-
-def first_share(shards: int) -> float:
-    """The share of the Call-IDs the first of ``shards`` processes takes, so that all end
-    together: less than the others', since it also parses and watches every message."""
-    if shards <= 1:
-        return 1.0
-    other = (_PARSE_US + _CALL_US) / (shards - 1)  # a process's cost per message for all the rest's calls
-    share = (_CALL_ID_US + other - _PARSE_US - _WATCH_US) / (_CALL_US + other)
-    return min(1.0 / shards, max(0.0, share))
-
-
-@functools.cache
-def _slot_owners(shards: int) -> tuple[int, ...]:
-    first = round(SLOTS * first_share(shards))
-    return (0,) * first + tuple(1 + i % (shards - 1) for i in range(SLOTS - first))
-
-
-def shard_of(call_id: str, shards: int) -> int:
-    """Which process analyses a Call-ID (stable across runs and machines, unlike ``hash``)."""
-    crc = zlib.crc32(call_id.encode("utf-8", "surrogatepass"))
-    return 0 if shards <= 1 else _slot_owners(shards)[crc % SLOTS]
-
-
 class _WatchNotes:
     """What the security watch reads of the reports (it is fed them all at the end, in the
     order they were handed over, whether kept or streamed): a note per unanswered or
@@ -251,7 +201,7 @@ def _analyze_part(
 ) -> _Part:
     decoder = Decoder(limits)
     if shard:
-        decoder.owns = _owner(shard, shards)
+        decoder.owns = owner(shard, shards)
     run = _Run(decoder, keep, emit)
     run.store.max_open = max_open
     feed = run.feed if shards == 1 else run.shard_feed(shard, shards)
@@ -276,25 +226,6 @@ def _analyze_part(
     return _Part(decoder.stats, "; ".join(warnings), run.messages, run.by_call, run.watch, run.store.evicted, copies)
 
 
-def _owner(shard: int, shards: int) -> Callable[[bytes], bool]:
-    """Whether process ``shard`` parses a framed message: its Call-ID is in its share (or it
-    has no start line: then parsing says what it is)."""
-    cache: dict[str, bool] = {}
-
-    def owns(data: bytes) -> bool:
-        call_id = call_id_of(data)
-        if call_id is None:
-            return True
-        mine = cache.get(call_id)
-        if mine is None:
-            if len(cache) > 65536:
-                cache.clear()
-            mine = cache[call_id] = shard_of(call_id, shards) == shard
-        return mine
-
-    return owns
-
-
 def _analyze_parallel(
     paths: Sequence[str],
     progress: Callable[[int], None] | None,
@@ -307,7 +238,7 @@ def _analyze_parallel(
     in start order as they come. Process 0 keeps the security watch and the decode stats,
     and counts the bytes read for the progress bar."""
     for p in paths:  # a file that is not a capture fails here, before any process starts
-        MessageReader(p).open()._stack.close()
+        MessageReader(p).open().close()
     share = max(1, max_open // shards)  # each process holds its share of the open calls
 
     def work(shard: int, put: Callable[[CallReport], None], tick: Callable[[int], None]) -> tuple[int, _Part | None]:

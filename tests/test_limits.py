@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from analyzer import analysis
+from analyzer import shards
 from analyzer.analysis import analyze
 from analyzer.cli import main
 from analyzer.decode.pipeline import Decoder
@@ -123,7 +123,7 @@ def test_fragment_pieces_drops_a_fragmented_invite(sample_pcaps: Path) -> None:
 
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_analyze_passes_limits_to_every_process(sample_pcaps: Path, monkeypatch: pytest.MonkeyPatch, jobs: int) -> None:
-    monkeypatch.setattr(analysis, "MIN_BYTES_PER_JOB", 1)  # two processes even for a small capture
+    monkeypatch.setattr(shards, "MIN_BYTES_PER_JOB", 1)  # two processes even for a small capture
     reports: list[str] = []
     a = analyze(
         sample_pcaps / TCP,
