@@ -17,10 +17,9 @@ import click
 from analyzer import __version__
 from analyzer.correlate.model import Kind
 from analyzer.correlate.store import MAX_OPEN
-from analyzer.decode.pipeline import Decoder
 from analyzer.errors import SipflowError, UsageError
 from analyzer.limits import Limits
-from analyzer.reader import MessageReader
+from analyzer.listing import MessageRows
 from analyzer.report.columns import MESSAGE_COLUMNS
 from analyzer.report.render import FORMATS, WRITERS, redact_columns
 from analyzer.sip.redact import Redaction
@@ -87,6 +86,11 @@ def limit_option(f: Callable[..., None]) -> Callable[..., None]:
     return click.option("--limit", "limit", multiple=True, metavar="NAME=VALUE", help=LIMIT_HELP)(f)
 
 
+def jobs_option(text: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """``-j/--jobs N`` (0, the default: every core), shared by the commands that use processes."""
+    return click.option("-j", "--jobs", type=click.IntRange(0), default=0, show_default="0: every core", help=text)
+
+
 def limits_of(items: tuple[str, ...]) -> Limits | None:
     """The ``--limit`` values as :class:`Limits` (None when none is given; a bad one exits 2)."""
     if not items:
@@ -135,13 +139,19 @@ def main() -> None:
 )
 @redact_option
 @limit_option
+@jobs_option("Processes (messages shared out by Call-ID, one for standard input or a small capture; same list as one).")
 def messages(
-    capture: str, fmt: str, output: TextIO, show_skipped: bool, redact: tuple[str, ...], limit: tuple[str, ...]
+    capture: str,
+    fmt: str,
+    output: TextIO,
+    show_skipped: bool,
+    redact: tuple[str, ...],
+    limit: tuple[str, ...],
+    jobs: int,
 ) -> None:
     """List every SIP message in CAPTURE (pcap/pcapng, optionally gzipped; - for stdin)."""
     columns = redact_columns(MESSAGE_COLUMNS, redaction_of(redact))
-    limits = limits_of(limit)
-    reader = MessageReader(capture, decoder=Decoder(limits) if limits is not None else None)
+    reader = MessageRows(capture, columns, jobs=jobs or cpu_count(), limits=limits_of(limit))
     try:
         WRITERS[fmt](output, columns, reader.open())
     except SipflowError as exc:
@@ -154,9 +164,9 @@ def messages(
     _report_reading(reader, show_skipped)
 
 
-def _report_reading(reader: MessageReader, show_skipped: bool) -> None:
+def _report_reading(reader: MessageRows, show_skipped: bool) -> None:
     """Truncation warning always; counts and malformed messages on request (stderr)."""
-    cap, st = reader.capture, reader.decoder.stats
+    cap, st = reader.capture, reader.stats
     if cap.warning:
         click.echo(f"sipflow: warning: {cap.path}: reading stopped after frame {st.frames}: {cap.warning}", err=True)
     if not show_skipped:
@@ -241,14 +251,9 @@ def filter_options(f: Callable[..., None]) -> Callable[..., None]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="With --engine tshark: TLS key log (SSLKEYLOGFILE format) to decrypt SIP over TLS.",
 )
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(0),
-    default=0,
-    show_default="0: every core",
-    help="Processes for the local engine (calls shared out by Call-ID; same result as one). "
-    "With --report, one: the report needs every message in one process.",
+@jobs_option(
+    "Processes for the local engine (calls shared out by Call-ID; same result as one). "
+    "With --report, one: the report needs every message in one process."
 )
 @click.option(
     "--max-open",

@@ -52,11 +52,22 @@ class MessageReader:
                 raise
         return self
 
+    def ethernet_pcap(self) -> PcapRecords | None:
+        """The records of a classic pcap of Ethernet frames, which the fused loop reads
+        (:mod:`analyzer.decode.fastpcap`); None for any other capture."""
+        frames = self.open()._frames
+        source = frames.source if isinstance(frames, Guarded) else None
+        return source if isinstance(source, PcapRecords) and source.linktype == ETHERNET else None
+
+    def close(self) -> None:
+        """Close the file now (iterating to the end does it too)."""
+        self._stack.close()
+
     def __iter__(self) -> Iterator[SipMessage]:
         frames = self.open()._frames
         assert frames is not None
-        source = frames.source if isinstance(frames, Guarded) else None
-        if isinstance(source, PcapRecords) and source.linktype == ETHERNET:
+        source = self.ethernet_pcap()
+        if source is not None:
             yield from self._fast(source)
             return
         feed = self.decoder.feed

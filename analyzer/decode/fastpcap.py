@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 
 from analyzer.capture.pcap import CHUNK, FILE_HEADER_LEN, MAX_RECORD, RECORD_HEADER_LEN, PcapRecords
 from analyzer.capture.source import GZIP_ERRORS
-from analyzer.decode.pipeline import UDP_INTERESTING, Decoder
+from analyzer.decode.pipeline import SIP_FIRST, TUNNEL_PORTS, UDP_INTERESTING, Decoder
 from analyzer.sip.message import SipMessage
 
 ETHERNET = 1
@@ -28,28 +28,47 @@ _HEAD_LEN = RECORD_HEADER_LEN + 43
 
 
 class FastRun:
-    """Messages of one pcap stream of Ethernet frames; ``frames`` counts the records read."""
+    """Messages of one pcap stream of Ethernet frames; ``frames`` counts the records read.
 
-    def __init__(self, records: PcapRecords, decoder: Decoder, first_frame: int) -> None:
+    ``share`` (k, n) makes this process k of n that list one capture's messages together
+    (``sipflow messages --jobs``). Plain SIP datagrams (Ethernet / IPv4 / UDP, not a
+    fragment, a letter first, not a tunnel port: decoding them needs no state) are shared
+    out by frame number (:func:`owns_frame`); each process decodes only its own. Process 0
+    decodes every other frame too and counts every frame, but not the others' datagrams
+    by reason: their owners do. The others decode and count nothing but their datagrams.
+    """
+
+    def __init__(
+        self, records: PcapRecords, decoder: Decoder, first_frame: int, share: tuple[int, int] | None = None
+    ) -> None:
         self.records = records
         self.decoder = decoder
         self.first_frame = first_frame
+        self.share = share
         self.frames = 0
         self.progress: Callable[[int], None] | None = None
 
     def __iter__(self) -> Iterator[SipMessage]:
+        for _, out in self.by_frame():
+            yield from out
+
+    def by_frame(self) -> Iterator[tuple[int, list[SipMessage]]]:
+        """The frames that completed messages: (frame number, its messages)."""
         rec = self.records
         stats = rec.stats
         order = rec.order
         # One struct call reads a record header and the frame bytes the drop test needs:
-        # EtherType, IPv4 version/IHL, flags/fragment offset, protocol, first UDP payload
-        # byte. Two-byte fields come in the file's byte order, so the constants do too.
-        head = struct.Struct(order + "IIII12xHB5xHxB18xB").unpack_from
+        # EtherType, IPv4 version/IHL, flags/fragment offset, protocol, UDP ports, first
+        # payload byte. Two-byte fields come in the file's byte order, so the constants do too.
+        head = struct.Struct(order + "IIII12xHB5xHxB10xHH4xB").unpack_from
         unpack = struct.Struct(order + "IIII").unpack_from
         ipv4, frag_mask = (0x0008, 0xFF3F) if order == "<" else (0x0800, 0x3FFF)
+        tunnel_ports = {int.from_bytes(p.to_bytes(2, "big"), "little" if order == "<" else "big") for p in TUNNEL_PORTS}
         read = getattr(rec.stream, "read1", rec.stream.read)
-        feed, skipped_fast = self.decoder.feed, self.decoder.skipped_fast
-        interesting = UDP_INTERESTING
+        decoder = self.decoder
+        feed, skipped_fast = decoder.feed, decoder.skipped_fast
+        interesting, sip_first = UDP_INTERESTING, SIP_FIRST
+        mine, procs = self.share if self.share is not None else (0, 0)
         scale = rec.scale
         number = self.first_frame - 1
         buf = b""
@@ -72,7 +91,7 @@ class FastRun:
                 fits = n - _HEAD_LEN  # records from here on are read with the plain header
                 while pos + RECORD_HEADER_LEN <= n:
                     if pos <= fits:
-                        sec, frac, incl, orig, eth, vihl, frag, proto, first = head(buf, pos)
+                        sec, frac, incl, orig, eth, vihl, frag, proto, sport, dport, first = head(buf, pos)
                     else:
                         sec, frac, incl, orig = unpack(buf, pos)
                         eth = 0  # too near the end of the buffer to look: the decoder does
@@ -87,26 +106,34 @@ class FastRun:
                     if incl < orig:
                         stats.cut_frames += 1
                     pos = end
-                    if (
-                        eth == ipv4
-                        and incl > 42
-                        and vihl == 0x45
-                        and proto == 17
-                        and not frag & frag_mask
-                        and not interesting[first]
-                    ):
+                    fast = eth == ipv4 and incl > 42 and vihl == 0x45 and proto == 17 and not frag & frag_mask
+                    if fast and not interesting[first]:
+                        if mine:
+                            continue  # process 0 counts it
                         if not skipped:
                             first_skip = sec * 1_000_000_000 + frac * scale
                         skipped += 1
                         skipped_bytes += incl
                         last_sec, last_frac = sec, frac
                         continue
+                    if procs:
+                        plain = fast and sip_first[first] and sport not in tunnel_ports and dport not in tunnel_ports
+                        if plain and not owns_frame(number, mine, procs):
+                            if not mine:  # counted as a frame here, by reason by its owner
+                                if skipped:
+                                    last = last_sec * 1_000_000_000 + last_frac * scale
+                                    skipped_fast(skipped, skipped_bytes, first_skip, last)
+                                    skipped = skipped_bytes = 0
+                                decoder.counted_elsewhere(incl, sec * 1_000_000_000 + frac * scale)
+                            continue
+                        if mine and not plain:
+                            continue  # process 0's
                     if skipped:
                         skipped_fast(skipped, skipped_bytes, first_skip, last_sec * 1_000_000_000 + last_frac * scale)
                         skipped = skipped_bytes = 0
                     out = feed(number, sec * 1_000_000_000 + frac * scale, ETHERNET, buf[p:end])
                     if out:
-                        yield from out
+                        yield number, out
                 if skipped:
                     skipped_fast(skipped, skipped_bytes, first_skip, last_sec * 1_000_000_000 + last_frac * scale)
                     skipped = skipped_bytes = 0
@@ -118,3 +145,9 @@ class FastRun:
             if skipped:
                 skipped_fast(skipped, skipped_bytes, first_skip, last_sec * 1_000_000_000 + last_frac * scale)
             self.frames = number - self.first_frame + 1
+
+
+def owns_frame(number: int, process: int, processes: int) -> bool:
+    """Whether process ``process`` of ``processes`` decodes plain SIP datagram ``number``
+    (runs of 16 frames in turn)."""
+    return (number >> 4) % processes == process

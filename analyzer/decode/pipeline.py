@@ -34,8 +34,8 @@ UDP_INTERESTING = bytes(
     for b in range(256)
 )
 # Letters that can start a SIP start line, except H (HEP3's "HEP3" magic goes the long way).
-_SIP_FIRST = bytes(1 if (0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A) and b not in (0x48, 0x68) else 0 for b in range(256))
-_TUNNEL_PORTS = frozenset({tunnels.VXLAN_PORT, tunnels.GTPU_PORT})
+SIP_FIRST = bytes(1 if (0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A) and b not in (0x48, 0x68) else 0 for b in range(256))
+TUNNEL_PORTS = frozenset({tunnels.VXLAN_PORT, tunnels.GTPU_PORT})
 _KEEPALIVES = (b"\r\n\r\n", b"\r\n", b"\n", b"\0\0\0\0", b"\0", b"jaK\n", b"ping")
 
 
@@ -144,7 +144,7 @@ class Decoder:
             if not UDP_INTERESTING[first]:
                 self._fast_not_sip += 1
                 return []
-            if _SIP_FIRST[first]:
+            if SIP_FIRST[first]:
                 return self._fast_udp_sip(number, ts_ns, data)
         decoder = LINK_DECODERS.get(linktype)
         if decoder is None:
@@ -168,7 +168,7 @@ class Decoder:
         """Ethernet/IPv4/UDP whose payload starts with a letter other than H (HEP3)."""
         sport = (data[34] << 8) | data[35]
         dport = (data[36] << 8) | data[37]
-        if sport in _TUNNEL_PORTS or dport in _TUNNEL_PORTS:
+        if sport in TUNNEL_PORTS or dport in TUNNEL_PORTS:
             return self._network(data, (ETH_IPV4, 14, ""), _Ctx(number, ts_ns), 0)
         end = 14 + ((data[16] << 8) | data[17])
         uend = 34 + ((data[38] << 8) | data[39])
@@ -222,6 +222,16 @@ class Decoder:
             st.first_ts_ns = first_ts_ns
         st.last_ts_ns = last_ts_ns
         self._fast_not_sip += frames
+
+    def counted_elsewhere(self, nbytes: int, ts_ns: int) -> None:
+        """Count a frame that another process decodes and counts by reason (see
+        :class:`analyzer.decode.fastpcap.FastRun`'s ``share``)."""
+        st = self.stats
+        st.frames += 1
+        st.bytes += nbytes
+        if st.first_ts_ns is None:
+            st.first_ts_ns = ts_ns
+        st.last_ts_ns = ts_ns
 
     def sync_stats(self) -> DecodeStats:
         """Fold the fast path's counter into ``stats`` (done by :meth:`finish` too)."""

@@ -100,7 +100,3 @@ MESSAGE_COLUMNS: tuple[Column, ...] = (
         lambda m: f"{m.cseq} {m.cseq_method}" if m.cseq >= 0 else m.cseq_method,
     ),
 )
-
-
-def row(columns: tuple[Column, ...], msg: SipMessage) -> list[Value]:
-    return [c.get(msg) for c in columns]

@@ -1,4 +1,7 @@
-"""Streaming writers for rows described by a column catalogue: table, csv, json, jsonl."""
+"""Streaming writers for rows described by a column catalogue: table, csv, json, jsonl.
+
+A row is the list of its column values (``analyzer.listing.MessageRows`` makes them).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +11,14 @@ import json
 from collections.abc import Iterable
 from typing import TextIO
 
-from analyzer.report.columns import Column, Value, row
+from analyzer.report.columns import Column, Value
 from analyzer.sip.message import SipMessage
 from analyzer.sip.redact import REDACTED, Redaction
 
 FORMATS = ("table", "csv", "json", "jsonl")
+
+Row = list[Value]
+"""One message's column values, in the order of its columns."""
 
 COLUMN_HEADERS = {"call_id": "call-id", "cseq": "cseq"}
 """The header each message column is read from (the others come from the start line and the
@@ -38,27 +44,25 @@ def _cell(value: Value, width: int) -> str:
     return text.ljust(width)
 
 
-def write_table(out: TextIO, columns: tuple[Column, ...], rows: Iterable[SipMessage]) -> int:
+def write_table(out: TextIO, columns: tuple[Column, ...], rows: Iterable[Row]) -> int:
     """A fixed-width text table, streamed (widths come from the catalogue)."""
     out.write(" ".join(_cell(c.title, c.width) for c in columns).rstrip() + "\n")
     out.write(" ".join("-" * c.width for c in columns) + "\n")
     n = 0
-    for msg in rows:
-        out.write(" ".join(_cell(v, c.width) for c, v in zip(columns, row(columns, msg), strict=True)).rstrip())
+    for cells in rows:
+        out.write(" ".join(_cell(v, c.width) for c, v in zip(columns, cells, strict=True)).rstrip())
         out.write("\n")
         n += 1
     return n
 
 
-def write_csv(out: TextIO, columns: tuple[Column, ...], rows: Iterable[SipMessage]) -> int:
+def write_csv(out: TextIO, columns: tuple[Column, ...], rows: Iterable[Row]) -> int:
     w = csv.writer(out, lineterminator="\n")
     w.writerow([c.name for c in columns])
-    getters = [c.get for c in columns]
     text = [i for i, c in enumerate(columns) if c.name in TEXT_COLUMNS]  # the others hold no wire text
     n = 0
-    batch: list[list[Value]] = []
-    for msg in rows:
-        cells = [g(msg) for g in getters]
+    batch: list[Row] = []
+    for cells in rows:
         for i in text:
             value = cells[i]
             if isinstance(value, str) and value and value[0] in FORMULA_STARTS:
@@ -89,24 +93,24 @@ def defuse(value: Value) -> Value:
     return value
 
 
-def write_jsonl(out: TextIO, columns: tuple[Column, ...], rows: Iterable[SipMessage]) -> int:
+def write_jsonl(out: TextIO, columns: tuple[Column, ...], rows: Iterable[Row]) -> int:
     names = [c.name for c in columns]
     n = 0
-    for msg in rows:
-        out.write(json.dumps(dict(zip(names, row(columns, msg), strict=True)), ensure_ascii=False))
+    for cells in rows:
+        out.write(json.dumps(dict(zip(names, cells, strict=True)), ensure_ascii=False))
         out.write("\n")
         n += 1
     return n
 
 
-def write_json(out: TextIO, columns: tuple[Column, ...], rows: Iterable[SipMessage]) -> int:
+def write_json(out: TextIO, columns: tuple[Column, ...], rows: Iterable[Row]) -> int:
     """A JSON array, streamed one element at a time."""
     names = [c.name for c in columns]
     n = 0
     out.write("[")
-    for msg in rows:
+    for cells in rows:
         out.write(",\n " if n else "\n ")
-        out.write(json.dumps(dict(zip(names, row(columns, msg), strict=True)), ensure_ascii=False))
+        out.write(json.dumps(dict(zip(names, cells, strict=True)), ensure_ascii=False))
         n += 1
     out.write("\n]\n" if n else "]\n")
     return n

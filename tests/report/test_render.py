@@ -15,7 +15,8 @@ ORIGIN = Origin(3, (3,), 1_700_000_000_123_456_000, "10.0.0.1", 5060, "10.0.0.2"
 
 def _rows(*raw: bytes) -> list[dict[str, str]]:
     out = io.StringIO()
-    assert write_csv(out, MESSAGE_COLUMNS, [parse_message(r, ORIGIN) for r in raw]) == len(raw)
+    rows = [[c.get(parse_message(r, ORIGIN)) for c in MESSAGE_COLUMNS] for r in raw]
+    assert write_csv(out, MESSAGE_COLUMNS, rows) == len(raw)
     return list(csv.DictReader(io.StringIO(out.getvalue())))
 
 
