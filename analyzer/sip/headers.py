@@ -98,15 +98,18 @@ def _finder(key: str) -> re.Pattern[bytes]:
     return re.compile(rb"\n(?:" + names + rb")[ \t]*:([^\n]*)(\n[ \t])?", re.IGNORECASE)
 
 
-def scan(data: bytes, start: int, end: int, key: str) -> list[bytes] | None:
-    """Every ``key`` header's raw value, in order, straight from the raw block
-    ``data[start:end]``, which starts with the newline that ends the start line.
+@functools.cache
+def _lookup(name: str) -> tuple[str, re.Pattern[bytes]]:
+    """The canonical name of a header asked for as ``name``, and its :func:`_finder`."""
+    key = canonical_name(name)
+    return key, _finder(key)
 
-    Returns None when a value is folded onto more lines (RFC 3261 §7.3.1): then the block
-    must be split properly.
-    """
+
+def _raw_values(lines: list[tuple[bytes, bytes]]) -> list[bytes] | None:
+    """The values of the header lines a :func:`_finder` found, blanks removed; None when a
+    value is folded onto more lines (RFC 3261 §7.3.1): then the block must be split properly."""
     values: list[bytes] = []
-    for value, fold in _finder(key).findall(data, start, end):
+    for value, fold in lines:
         if fold:
             return None
         values.append(value.strip())
@@ -160,16 +163,22 @@ class Headers:
             hit = found.get(name)
             if hit is not None:
                 return hit  # type: ignore[return-value]
-        key = canonical_name(name)
+        key, finder = _lookup(name)
         values: tuple[str, ...] | None = None
         if self._pairs is None:
             # One header asked for: find it in the raw block rather than split them all.
             data, start, end = self._data, self._start - 1, self._end
             if start < 0 or data[start] != 0x0A:  # no newline before the block (a bare CR ends the start line)
                 data, start, end = b"\n" + self._head(), 0, end - start
-            raw = scan(data, start, end, key)
-            if raw is not None:
-                values = tuple(decode_text(v) for v in raw)
+            lines = finder.findall(data, start, end)
+            if not lines:
+                values = ()
+            elif len(lines) == 1 and not lines[0][1]:  # the usual: once, on one line
+                values = (lines[0][0].strip().decode("utf-8", "replace"),)
+            else:
+                raw = _raw_values(lines)
+                if raw is not None:
+                    values = tuple(decode_text(v) for v in raw)
         if values is None:
             values = tuple(v for n, v in self._load() if n == key)
         found[name] = values

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
+from analyzer.sip import fields
 from analyzer.sip.headers import Headers
 
 if TYPE_CHECKING:
@@ -88,57 +89,41 @@ class SipMessage(NamedTuple):
     # -- parsed on demand (see analyzer.sip.fields) -------------------------------------
     @property
     def from_(self) -> NameAddr | None:
-        from analyzer.sip import fields
-
         h = self.headers
         return h.memo("@from", lambda: fields.name_addr(h.get("from")))
 
     @property
     def to(self) -> NameAddr | None:
-        from analyzer.sip import fields
-
         h = self.headers
         return h.memo("@to", lambda: fields.name_addr(h.get("to")))
 
     @property
     def from_tag(self) -> str:
-        from analyzer.sip import fields
-
         h = self.headers
         return h.memo("@fromtag", lambda: fields.header_tag(h.get("from")))
 
     @property
     def to_tag(self) -> str:
-        from analyzer.sip import fields
-
         h = self.headers
         return h.memo("@totag", lambda: fields.header_tag(h.get("to")))
 
     @property
     def vias(self) -> tuple[Via, ...]:
-        from analyzer.sip import fields
-
         h = self.headers
         return h.memo("@via", lambda: fields.vias(h.get_all("via")))
 
     @property
     def contact(self) -> NameAddr | None:
-        from analyzer.sip import fields
-
         h = self.headers
         return h.memo("@contact", lambda: fields.name_addr(h.get("contact")))
 
     @property
     def reasons(self) -> tuple[ReasonInfo, ...]:
-        from analyzer.sip import fields
-
         return fields.reasons(self.headers.get_all("reason"))
 
     @property
     def auth(self) -> AuthInfo | None:
         """The first challenge or credentials (digest response never kept)."""
-        from analyzer.sip import fields
-
         for name in ("www-authenticate", "proxy-authenticate", "authorization", "proxy-authorization"):
             value = self.headers.get(name)
             if value is not None:
@@ -147,8 +132,6 @@ class SipMessage(NamedTuple):
 
     @property
     def warnings(self) -> tuple[WarningInfo, ...]:
-        from analyzer.sip import fields
-
         return fields.warnings(self.headers.get_all("warning"))
 
     @property
@@ -162,8 +145,6 @@ class SipMessage(NamedTuple):
 
     def int_header(self, name: str) -> int | None:
         """Expires, Min-Expires, Max-Forwards, Retry-After … as a number (leading integer)."""
-        from analyzer.sip import fields
-
         return fields.parse_int(self.headers.get(name))
 
     @property
