@@ -9,12 +9,13 @@ import pytest
 import analyzer.shards as shards
 from analyzer.listing import MessageRows
 from analyzer.report.columns import MESSAGE_COLUMNS
+from analyzer.report.render import Row
 
 ROOT = Path(__file__).resolve().parents[1]
 CAPTURES = sorted(ROOT.glob("sample_pcaps/*.pcap")) + sorted((ROOT.parent / "shared" / "pcaps").glob("*/*.pcap"))
 
 
-def _listed(path: Path, jobs: int) -> tuple[list[list[object]], MessageRows]:
+def _listed(path: Path, jobs: int) -> tuple[list[Row], MessageRows]:
     rows = MessageRows(path, MESSAGE_COLUMNS, jobs=jobs)
     return list(rows), rows
 

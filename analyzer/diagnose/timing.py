@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analyzer.correlate.model import Conversation
-from analyzer.diagnose.view import CallView, first_bye, from_tag, ringing
+from analyzer.correlate.model import Conversation, Transaction
+from analyzer.diagnose.view import CallView, ringing
+from analyzer.sip.message import SipMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,20 +36,19 @@ def call_timings(view: CallView) -> Timings:
     if not view.invites:
         return Timings()
     start = view.invites[0].first_ns
-    first_ring = next((r for r in (ringing(t) for t in view.invites) if r is not None), None)
-    answered = view.answered_tx()
-    finals = [t.final for t in view.invites if t.final is not None]
+    first_ring = _first_ringing(view.invites)
+    answered = view.answered
     pdd = None
     if first_ring is not None:
         pdd = _ms(start, first_ring.origin.ts_ns)
-    elif finals:
-        pdd = _ms(start, finals[-1].origin.ts_ns)
+    elif (last_final := _last_final(view.invites)) is not None:
+        pdd = _ms(start, last_final.origin.ts_ns)
     if answered is None or answered.final is None:
         return Timings(pdd_ms=pdd)
     ok_ns = answered.final.origin.ts_ns
     setup = _ms(start, ok_ns)
     ring_ms = _ms(first_ring.origin.ts_ns, ok_ns) if first_ring is not None else None
-    bye = first_bye(view.conv)
+    bye = view.bye
     if bye is None or bye.request is None:
         return Timings(pdd_ms=pdd, setup_ms=setup, answer_ms=ring_ms)
     bye_final = bye.final
@@ -58,8 +58,24 @@ def call_timings(view: CallView) -> Timings:
         answer_ms=ring_ms,
         duration_s=round((bye.first_ns - ok_ns) / 1e9, 3),
         disconnect_ms=_ms(bye.first_ns, bye_final.origin.ts_ns) if bye_final is not None else None,
-        hung_up_by="caller" if from_tag(bye.request) == view.caller_tag else "callee",
+        hung_up_by="caller" if view.from_caller(bye.request) else "callee",
     )
+
+
+def _first_ringing(txs: tuple[Transaction, ...]) -> SipMessage | None:
+    for tx in txs:
+        ring = ringing(tx)
+        if ring is not None:
+            return ring
+    return None
+
+
+def _last_final(txs: tuple[Transaction, ...]) -> SipMessage | None:
+    for tx in reversed(txs):
+        final = tx.final
+        if final is not None:
+            return final
+    return None
 
 
 def registration_timings(conv: Conversation) -> Timings:

@@ -13,8 +13,8 @@ from analyzer.decode.pipeline import Unreachable
 from analyzer.diagnose.q850 import cause_name
 from analyzer.diagnose.rules import BREAKING_RULES, FINDING_RULES, REQUEST_FINDING_RULES, Finding, RuleInput
 from analyzer.diagnose.timing import Timings, call_timings, registration_timings
-from analyzer.diagnose.view import CallView, call_events, call_view, first_bye
-from analyzer.sip.fields import NameAddr, parse_int
+from analyzer.diagnose.view import CallView, call_events, call_view
+from analyzer.sip.fields import NameAddr, name_addr, parse_int
 from analyzer.sip.message import SipMessage
 
 _T = TypeVar("_T")
@@ -84,6 +84,23 @@ def _user_host(na: NameAddr | None) -> str:
     return f"{p.user}@{p.host}" if p.user else p.host
 
 
+def _party(value: str | None) -> str:
+    """``user@host`` of a From or To value: :func:`_user_host` of its name-addr."""
+    if value and '"' not in value and "," not in value:
+        lt = value.find("<")
+        gt = value.find(">", lt) if lt >= 0 else -1
+        if gt >= 0:
+            # Without quotes or commas, the URI is what the first <...> holds, and what follows
+            # it (the tag, new on every call) cannot change it: the rest repeats call after call.
+            return _party_of(value[: gt + 1])
+    return sys.intern(_user_host(name_addr(value)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _party_of(name_addr_text: str) -> str:
+    return sys.intern(_user_host(name_addr(name_addr_text)))
+
+
 def diagnose(conv: Conversation, capture_end_ns: int, unreachable: tuple[Unreachable, ...] = ()) -> CallReport:
     """``unreachable``: the capture's ICMP errors, evidence for requests that got no answer."""
     if conv.kind is Kind.CALL:
@@ -98,7 +115,7 @@ def _call(conv: Conversation, capture_end_ns: int, unreachable: tuple[Unreachabl
     tx = view.deciding
     outcome = call_outcome(state, tx.first_ns, tx.last_ns, capture_end_ns) if tx is not None else _midcall(conv)
     msg = _breaking_message(conv, view, outcome, tx, gone)
-    breaking = _breaking(RuleInput(conv, view, outcome, msg, tx, unreachable))
+    breaking = _breaking(RuleInput(conv, view, outcome, msg, tx, unreachable)) if msg is not None else None
     findings = [f for rule in FINDING_RULES for f in rule(conv, view)]
     final = tx.final if tx is not None else None
     callee_addr = view.invites[0].dst if view.invites else ""
@@ -116,12 +133,12 @@ def dialog_gone(view: CallView) -> SipMessage | None:
     after the answer and before any BYE. RFC 3261 §12.2.1.2: a 481 to a request inside a
     dialog means the far end no longer has it, and the UAC ends the dialog. (A 481 to the
     BYE itself ends nothing more: the caller was hanging up anyway.)"""
-    answered = view.answered_tx()
-    if answered is None or answered.final is None:
+    answered = view.answered
+    if answered is None or answered.final is None or not (view.reinvites or view.by_method("UPDATE")):
         return None
     answer_ns = answered.final.origin.ts_ns
-    bye = first_bye(view.conv)
-    txs = sorted((*view.reinvites, *view.conv.by_method("UPDATE")), key=lambda t: t.first_ns)
+    bye = view.bye
+    txs = sorted((*view.reinvites, *view.by_method("UPDATE")), key=lambda t: t.first_ns)
     for t in txs:
         final = t.final
         if final is None or final.status != 481 or t.first_ns < answer_ns:
@@ -146,8 +163,7 @@ def _breaking_message(
     if outcome is Outcome.DROPPED and gone is not None:
         return gone
     if outcome is Outcome.DROPPED:
-        bye = first_bye(conv)
-        return bye.request if bye is not None else None
+        return view.bye.request if view.bye is not None else None
     if outcome is Outcome.TIMEOUT:
         return tx.request
     return tx.final
@@ -281,8 +297,8 @@ def _report(
         state=state,
         start_ns=conv.start_ns,
         end_ns=conv.end_ns,
-        caller=sys.intern(_user_host(first.from_)),
-        callee=sys.intern(_user_host(first.to)),
+        caller=_party(first.headers.get("from")),
+        callee=_party(first.headers.get("to")),
         caller_addr=sys.intern(addrs[0]),
         callee_addr=sys.intern(addrs[1]),
         final_code=final.status if final is not None else None,
@@ -293,8 +309,8 @@ def _report(
         messages=len(conv.messages),
         retransmissions=conv.retransmissions,
         frames=tuple(frames),
-        addresses=_shared(frozenset(a for m in conv.messages for a in (m.origin.src_ip, m.origin.dst_ip))),
-        codes=_shared(frozenset(m.status for m in conv.messages if m.status)),
+        addresses=_shared(frozenset([a for m in conv.messages for a in (m.origin.src_ip, m.origin.dst_ip)])),
+        codes=_shared(frozenset([m.status for m in conv.messages if m.status])),
         request_user=_uri_user(first.uri) if first.status == 0 else "",
     )
 
