@@ -64,18 +64,19 @@ class Transaction:
     acks: list[SipMessage] = field(default_factory=list)
     """ACKs of a non-2xx final response: part of the INVITE transaction (§17.1.1.3)."""
     last_ns: int = 0
+    final: SipMessage | None = None
+    """The first final response (≥ 200); a 2xx after it is a forked answer, kept in responses.
+    Set by :meth:`add_response` (the diagnosis asks for it a dozen times a call)."""
+
+    def add_response(self, msg: SipMessage) -> None:
+        """A distinct response, in arrival order."""
+        self.responses.append(msg)
+        if self.final is None and msg.status >= 200:
+            self.final = msg
 
     @property
     def retransmissions(self) -> int:
         return max(0, self.request_copies - 1) + self.response_retransmissions
-
-    @property
-    def final(self) -> SipMessage | None:
-        """The first final response (≥ 200); a 2xx after it is a forked answer, kept in responses."""
-        for r in self.responses:
-            if r.status >= 200:
-                return r
-        return None
 
     @property
     def first_ns(self) -> int:
@@ -86,8 +87,12 @@ class Transaction:
     @property
     def has_credentials(self) -> bool:
         req = self.request
-        return req is not None and (
-            req.headers.get("authorization") is not None or req.headers.get("proxy-authorization") is not None
+        # Most requests carry none: a look at the lowered bytes costs less than two lookups that
+        # find nothing. Both names contain "authorization", in any case (no k: see view.may_carry).
+        return (
+            req is not None
+            and b"authorization" in req.raw.lower()
+            and (req.headers.get("authorization") is not None or req.headers.get("proxy-authorization") is not None)
         )
 
     @property
@@ -122,6 +127,8 @@ class Conversation:
 
     @property
     def end_ns(self) -> int:
+        if self.last_ns:  # the store keeps it: the newest of the messages it filed
+            return self.last_ns
         return max(m.origin.ts_ns for m in self.messages) if self.messages else 0
 
     def by_method(self, method: str) -> list[Transaction]:

@@ -170,7 +170,7 @@ class CallStore:
             if prev.status == msg.status and (prev.headers.get("to") or "") == to:
                 tx.response_retransmissions += 1
                 return True
-        tx.responses.append(msg)
+        tx.add_response(msg)
         return False
 
     @staticmethod
