@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from analyzer.capture.pcap import CHUNK, FILE_HEADER_LEN, MAX_RECORD, RECORD_HEADER_LEN, PcapRecords
 from analyzer.capture.source import GZIP_ERRORS
@@ -64,36 +65,49 @@ class FastRun:
         unpack = struct.Struct(order + "IIII").unpack_from
         ipv4, frag_mask = (0x0008, 0xFF3F) if order == "<" else (0x0800, 0x3FFF)
         tunnel_ports = {int.from_bytes(p.to_bytes(2, "big"), "little" if order == "<" else "big") for p in TUNNEL_PORTS}
-        read = getattr(rec.stream, "read1", rec.stream.read)
+        # Read into one buffer, used again and again: a new megabyte object per chunk costs
+        # the kernel a page fault per 4 KiB (a third of the run on a 300 MB capture).
+        stream: Any = rec.stream  # a binary file, gzip or standard input: each can read into a buffer
+        read_into: Callable[[memoryview], int | None] = getattr(stream, "readinto1", None) or stream.readinto
+        work = bytearray(2 * CHUNK)
+        view = memoryview(work)
+        n = 0
         decoder = self.decoder
         feed, skipped_fast = decoder.feed, decoder.skipped_fast
         interesting, sip_first = UDP_INTERESTING, SIP_FIRST
         mine, procs = self.share if self.share is not None else (0, 0)
         scale = rec.scale
         number = self.first_frame - 1
-        buf = b""
         pos = 0
-        offset = FILE_HEADER_LEN  # file offset of buf[0], for the truncation message
+        offset = FILE_HEADER_LEN  # file offset of work[0], for the truncation message
         skipped = skipped_bytes = first_skip = last_sec = last_frac = 0
         try:
             while True:
+                left = n - pos  # a record cut by the end of the last chunk: moved to the front
+                if left + CHUNK > len(work):  # a record longer than a chunk: room for it
+                    view.release()
+                    work = work[pos:n] + bytes(CHUNK)
+                    view = memoryview(work)
+                elif left and pos:
+                    work[:left] = work[pos:n]
+                offset += pos
+                pos = 0
                 try:
-                    chunk = read(CHUNK)
+                    got = read_into(view[left : left + CHUNK])
                 except GZIP_ERRORS as exc:
+                    n = left
                     stats.stop(f"compressed data is damaged or cut short ({exc})")
                     return
-                if not chunk:
+                if not got:
+                    n = left
                     break
-                offset += pos
-                buf = buf[pos:] + chunk
-                pos = 0
-                n = len(buf)
+                n = left + got
                 fits = n - _HEAD_LEN  # records from here on are read with the plain header
                 while pos + RECORD_HEADER_LEN <= n:
                     if pos <= fits:
-                        sec, frac, incl, orig, eth, vihl, frag, proto, sport, dport, first = head(buf, pos)
+                        sec, frac, incl, orig, eth, vihl, frag, proto, sport, dport, first = head(work, pos)
                     else:
-                        sec, frac, incl, orig = unpack(buf, pos)
+                        sec, frac, incl, orig = unpack(work, pos)
                         eth = 0  # too near the end of the buffer to look: the decoder does
                     if incl > MAX_RECORD:
                         stats.stop(f"record at byte {offset + pos} claims {incl} bytes (corrupt length)")
@@ -131,7 +145,7 @@ class FastRun:
                     if skipped:
                         skipped_fast(skipped, skipped_bytes, first_skip, last_sec * 1_000_000_000 + last_frac * scale)
                         skipped = skipped_bytes = 0
-                    out = feed(number, sec * 1_000_000_000 + frac * scale, ETHERNET, buf[p:end])
+                    out = feed(number, sec * 1_000_000_000 + frac * scale, ETHERNET, view[p:end].tobytes())
                     if out:
                         yield number, out
                 if skipped:
@@ -139,8 +153,8 @@ class FastRun:
                     skipped = skipped_bytes = 0
                 if self.progress is not None:
                     self.progress(self.decoder.stats.bytes)
-            if pos < len(buf):
-                stats.stop(f"last record cut short at byte {offset + pos} ({len(buf) - pos} bytes left over)")
+            if pos < n:
+                stats.stop(f"last record cut short at byte {offset + pos} ({n - pos} bytes left over)")
         finally:
             if skipped:
                 skipped_fast(skipped, skipped_bytes, first_skip, last_sec * 1_000_000_000 + last_frac * scale)
