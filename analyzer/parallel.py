@@ -2,7 +2,8 @@
 
 Each process runs the same ``work`` with its own number. It hands over its items, already
 in order, and they come back here through a pipe, a batch at a time, to be merged by
-``key`` as they arrive (so the first items are out before the last are made). What ``work``
+``key`` (worked out by the process) as they arrive, so the first items are out before the
+last are made. Keys are unique across processes. What ``work``
 returns comes last, and is read once every item is out (:attr:`Sharded.ends`). A
 :class:`analyzer.errors.SipflowError` in a process is raised here; anything else is
 wrapped in one that names the process. Processes are forked: ``work`` need not pickle,
@@ -66,7 +67,8 @@ class Sharded(Generic[T, E]):
         for recv, _ in pipes:
             _widen(recv)
         procs = [
-            ctx.Process(target=_run, args=(self.work, k, send, done), daemon=True) for k, (_, send) in enumerate(pipes)
+            ctx.Process(target=_run, args=(self.work, self.key, k, send, done), daemon=True)
+            for k, (_, send) in enumerate(pipes)
         ]
         ends: list[_End | None] = [None] * self.shards
         try:
@@ -75,7 +77,10 @@ class Sharded(Generic[T, E]):
             for _, send in pipes:
                 send.close()  # the processes hold the sending ends now
             streams = [self._received(recv, k, ends, done) for k, (recv, _) in enumerate(pipes)]
-            yield from heapq.merge(*streams, key=self.key)
+            # The processes send (key, process, item): tuples compare in C, and never get as far
+            # as the items (no two processes send the same key with the same number).
+            for _, _, item in heapq.merge(*streams):
+                yield item
         finally:
             for proc in procs:
                 if proc.is_alive():
@@ -85,7 +90,9 @@ class Sharded(Generic[T, E]):
                 recv.close()
         self.ends = [e.value for e in ends if e is not None]
 
-    def _received(self, recv: Connection, shard: int, ends: list[_End | None], done: Any) -> Iterator[T]:
+    def _received(
+        self, recv: Connection, shard: int, ends: list[_End | None], done: Any
+    ) -> Iterator[tuple[Any, int, T]]:
         progress = self.progress if shard == 0 else None
         while True:
             try:
@@ -102,12 +109,12 @@ class Sharded(Generic[T, E]):
             yield from item
 
 
-def _run(work: Work[T, E], shard: int, send: Connection, done: Any) -> None:
+def _run(work: Work[T, E], key: Callable[[T], Any], shard: int, send: Connection, done: Any) -> None:
     gc.disable()  # a short-lived process that makes no reference cycles (see analysis.no_gc_pauses)
-    batch: list[T] = []
+    batch: list[tuple[Any, int, T]] = []
 
     def put(item: T) -> None:
-        batch.append(item)
+        batch.append((key(item), shard, item))
         if len(batch) >= BATCH:
             send.send(batch)
             batch.clear()
