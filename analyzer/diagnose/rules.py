@@ -17,10 +17,12 @@ from analyzer.decode.pipeline import Unreachable
 from analyzer.diagnose.codes import lookup
 from analyzer.diagnose.q850 import cause_name
 from analyzer.diagnose.view import CallView, from_tag, ringing, to_tag
+from analyzer.pickling import by_fields
 from analyzer.sip.message import SipMessage
 from analyzer.sip.sdp import codec_names, parse_sdp
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class Finding:
     rule: str

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 from analyzer.correlate.model import Conversation, Transaction
 from analyzer.diagnose.view import CallView, ringing
+from analyzer.pickling import by_fields
 from analyzer.sip.message import SipMessage
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class Timings:
     pdd_ms: float | None = None

@@ -14,6 +14,7 @@ from analyzer.diagnose.q850 import cause_name
 from analyzer.diagnose.rules import BREAKING_RULES, FINDING_RULES, REQUEST_FINDING_RULES, Finding, RuleInput
 from analyzer.diagnose.timing import Timings, call_timings, registration_timings
 from analyzer.diagnose.view import CallView, call_events, call_view
+from analyzer.pickling import by_fields
 from analyzer.sip.fields import NameAddr, name_addr, parse_int
 from analyzer.sip.message import SipMessage
 
@@ -28,6 +29,7 @@ _NOT_FAILED = (
 )
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class Breaking:
     """The message that broke a conversation, and why."""
@@ -47,6 +49,7 @@ class Breaking:
     hint: str
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class CallReport:
     call_id: str
