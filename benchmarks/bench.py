@@ -294,6 +294,17 @@ def sipflow_tools(notes: list[str]) -> list[Tool]:
     return tools
 
 
+def compile_sipflow() -> str:
+    """Byte-compile sipflow first, as pip does for an installed package and did for the peers:
+    with PYTHONDONTWRITEBYTECODE set, an editable install would compile every module again on
+    every run (about 70 ms a start on this machine)."""
+    package = Path(__file__).resolve().parents[1] / "analyzer"
+    done = subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(package)], capture_output=True, text=True, check=False
+    )
+    return "sipflow byte-compiled (compileall)" if done.returncode == 0 else f"compileall failed: {done.stderr.strip()}"
+
+
 def _command_line(before: list[str], after: list[str]) -> Callable[[Path], list[str]]:
     """The command for one capture: ``before FILE after``."""
 
@@ -580,6 +591,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.install_peers:
         install_peers()
     notes: list[str] = []
+    notes.append(compile_sipflow())
     tools = sipflow_tools(notes) + peer_tools(notes)
     if args.tools:
         tools = [t for t in tools if t.name.startswith(tuple(args.tools))]
