@@ -8,10 +8,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from analyzer.capture.pcap import PcapRecords
+from analyzer.capture.pcapng import PcapngBlocks
 from analyzer.capture.source import Guarded, open_stream, read_frames
 from analyzer.capture.stats import CaptureStats, RawFrame
 from analyzer.correlate.dedup import Dedup
-from analyzer.decode.fastpcap import ETHERNET, FastRun
+from analyzer.decode.fastpcap import ETHERNET, FastPcapngRun, FastRun
 from analyzer.decode.pipeline import Decoder
 from analyzer.sip.message import SipMessage
 
@@ -68,7 +69,11 @@ class MessageReader:
         assert frames is not None
         source = self.ethernet_pcap()
         if source is not None:
-            yield from self._fast(source)
+            yield from self._fast(FastRun(source, self.decoder, self.first_frame))
+            return
+        blocks = frames.source if isinstance(frames, Guarded) else None
+        if isinstance(blocks, PcapngBlocks):
+            yield from self._fast(FastPcapngRun(blocks, self.decoder, self.first_frame))
             return
         feed = self.decoder.feed
         number = self.first_frame - 1
@@ -86,9 +91,9 @@ class MessageReader:
         finally:
             self._stack.close()
 
-    def _fast(self, records: PcapRecords) -> Iterator[SipMessage]:
-        """Classic pcap of Ethernet: the fused loop (same messages, same counts, faster)."""
-        run = FastRun(records, self.decoder, self.first_frame)
+    def _fast(self, run: FastRun | FastPcapngRun) -> Iterator[SipMessage]:
+        """The fused loop of a classic pcap of Ethernet or of a pcapng (same messages, same
+        counts, faster)."""
         run.progress = self.progress
         try:
             yield from run

@@ -38,13 +38,29 @@ class Interface:
     """For 2^-n resolutions: ns = (ts * 1e9) >> ts_shift."""
     ts_offset_ns: int
 
+    def ns(self, ts: int) -> int:
+        """A timestamp of this interface in nanoseconds since the epoch."""
+        ns = ts * 1000000000 >> self.ts_shift if self.ts_shift else ts * self.ts_mul // self.ts_div
+        return ns + self.ts_offset_ns
 
-def read_pcapng(stream: BinaryIO, head: bytes, stats: CaptureStats) -> Iterator[RawFrame]:
+
+def read_pcapng(stream: BinaryIO, head: bytes, stats: CaptureStats) -> PcapngBlocks:
     """Frames of a pcapng file whose first bytes ``head`` were already read."""
-    return _Reader(stream, head, stats).frames()
+    return PcapngBlocks(stream, head, stats)
 
 
-class _Reader:
+class _Done:
+    """What :meth:`PcapngBlocks.step` returns at the end of the file (or where reading stopped)."""
+
+
+DONE = _Done()
+
+
+class PcapngBlocks:
+    """The frames of one pcapng stream, read once, block by block (:meth:`step`). A reader
+    that needs no frame objects for most frames can walk the blocks itself and hand the
+    others to :meth:`step` (:mod:`analyzer.decode.fastpcap`)."""
+
     def __init__(self, stream: BinaryIO, head: bytes, stats: CaptureStats) -> None:
         self.stream = stream
         self.buf = head
@@ -54,6 +70,7 @@ class _Reader:
         self.order = "<"
         self.interfaces: list[Interface] = []
         self.first = True
+        self._frames: Iterator[RawFrame] | None = None
 
     def _fill(self, need: int) -> bool:
         """Make ``need`` bytes available at ``pos``; False at end of file."""
@@ -66,46 +83,57 @@ class _Reader:
             self.pos = 0
         return True
 
+    def __iter__(self) -> Iterator[RawFrame]:
+        return self
+
+    def __next__(self) -> RawFrame:
+        if self._frames is None:
+            self._frames = self.frames()
+        return next(self._frames)
+
     def frames(self) -> Iterator[RawFrame]:
-        while self._fill(12):
-            btype, blen = struct.unpack_from(self.order + "II", self.buf, self.pos)
-            if btype == SHB:
-                if not self._guarded(self._section_order):
-                    return
-                btype, blen = struct.unpack_from(self.order + "II", self.buf, self.pos)
-            elif self.first:
-                raise CaptureFormatError(f"{self.stats.path}: pcapng file does not start with a Section Header Block")
-            self.first = False
-            if blen < 12 or blen % 4 or blen > MAX_BLOCK:
-                self._stop(f"block at byte {self.offset + self.pos} has a bad length {blen}")
+        while True:
+            got = self.step()
+            if got is DONE:
                 return
-            if not self._fill(blen):
+            if got is not None:
+                yield got  # type: ignore[misc]  # not DONE: a frame
+
+    def step(self) -> RawFrame | _Done | None:
+        """Read one block: its frame, None for a block without one, :data:`DONE` at the end."""
+        if not self._fill(12):
+            if self.first:
+                raise CaptureFormatError(f"{self.stats.path}: pcapng section header is cut short")
+            if self.pos < len(self.buf):
                 self._stop(f"last block cut short at byte {self.offset + self.pos}")
-                return
-            if btype == EPB and blen >= 32:
-                # The common block, read in place: no copy of the block body.
-                pos, self.pos = self.pos, self.pos + blen
-                ifid, hi, lo, caplen, origlen = struct.unpack_from(self.order + "IIIII", self.buf, pos + 8)
-                frame = self._frame(
-                    ifid, (hi << 32) | lo, self.buf[pos + 28 : pos + 28 + min(caplen, blen - 32)], origlen
-                )
-                if frame is not None:
-                    yield frame
-                continue
-            at = self.offset + self.pos
-            body = self.buf[self.pos + 8 : self.pos + blen - 4]
-            self.pos += blen
-            try:
-                frame = self._block(btype, body)
-            except CaptureFormatError as exc:
-                self._stop(f"block at byte {at}: {exc}")
-                return
-            if frame is not None:
-                yield frame
-        if self.first:
-            raise CaptureFormatError(f"{self.stats.path}: pcapng section header is cut short")
-        if self.pos < len(self.buf):
+            return DONE
+        btype, blen = struct.unpack_from(self.order + "II", self.buf, self.pos)
+        if btype == SHB:
+            if not self._guarded(self._section_order):
+                return DONE
+            btype, blen = struct.unpack_from(self.order + "II", self.buf, self.pos)
+        elif self.first:
+            raise CaptureFormatError(f"{self.stats.path}: pcapng file does not start with a Section Header Block")
+        self.first = False
+        if blen < 12 or blen % 4 or blen > MAX_BLOCK:
+            self._stop(f"block at byte {self.offset + self.pos} has a bad length {blen}")
+            return DONE
+        if not self._fill(blen):
             self._stop(f"last block cut short at byte {self.offset + self.pos}")
+            return DONE
+        if btype == EPB and blen >= 32:
+            # The common block, read in place: no copy of the block body.
+            pos, self.pos = self.pos, self.pos + blen
+            ifid, hi, lo, caplen, origlen = struct.unpack_from(self.order + "IIIII", self.buf, pos + 8)
+            return self._frame(ifid, (hi << 32) | lo, self.buf[pos + 28 : pos + 28 + min(caplen, blen - 32)], origlen)
+        at = self.offset + self.pos
+        body = self.buf[self.pos + 8 : self.pos + blen - 4]
+        self.pos += blen
+        try:
+            return self._block(btype, body)
+        except CaptureFormatError as exc:
+            self._stop(f"block at byte {at}: {exc}")
+            return DONE
 
     def _stop(self, why: str) -> None:
         self.stats.stop(why)
@@ -191,8 +219,7 @@ class _Reader:
         if len(data) < origlen:
             self.stats.cut_frames += 1
         i = self.interfaces[ifid]
-        ns = ts * 1000000000 >> i.ts_shift if i.ts_shift else ts * i.ts_mul // i.ts_div
-        return (ns + i.ts_offset_ns, i.linktype, data, origlen)
+        return (i.ns(ts), i.linktype, data, origlen)
 
 
 def _interface(linktype: int, snaplen: int, resol: int, offset_ns: int) -> Interface:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from analyzer.capture.pcap import CHUNK, FILE_HEADER_LEN, MAX_RECORD, RECORD_HEADER_LEN, PcapRecords
+from analyzer.capture.pcapng import DONE, EPB, MAX_BLOCK, Interface, PcapngBlocks
 from analyzer.capture.source import GZIP_ERRORS
 from analyzer.decode.pipeline import SIP_FIRST, TUNNEL_PORTS, UDP_INTERESTING, Decoder
 from analyzer.sip.message import SipMessage
@@ -26,6 +27,8 @@ from analyzer.sip.message import SipMessage
 ETHERNET = 1
 _HEAD_LEN = RECORD_HEADER_LEN + 43
 """A record header and an Ethernet/IPv4/UDP frame's first 43 bytes (one payload byte)."""
+_NG_HEAD_LEN = 28 + 43
+"""An Enhanced Packet Block's header and fields, and the same 43 bytes of its frame."""
 
 
 class FastRun:
@@ -165,3 +168,90 @@ def owns_frame(number: int, process: int, processes: int) -> bool:
     """Whether process ``process`` of ``processes`` decodes plain SIP datagram ``number``
     (runs of 16 frames in turn)."""
     return (number >> 4) % processes == process
+
+
+class FastPcapngRun:
+    """Messages of one pcapng stream: Enhanced Packet Blocks of Ethernet interfaces that the
+    drop test drops are walked in place and only counted, as :class:`FastRun` does for pcap;
+    every other block is read by the stream's own :meth:`PcapngBlocks.step`, and its frame
+    goes to :meth:`Decoder.feed` with the number the plain reader would give it."""
+
+    def __init__(self, blocks: PcapngBlocks, decoder: Decoder, first_frame: int) -> None:
+        self.blocks = blocks
+        self.decoder = decoder
+        self.first_frame = first_frame
+        self.frames = 0
+        self.progress: Callable[[int], None] | None = None
+
+    def __iter__(self) -> Iterator[SipMessage]:
+        rd = self.blocks
+        stats = rd.stats
+        decoder = self.decoder
+        feed, skipped_fast = decoder.feed, decoder.skipped_fast
+        interesting = UDP_INTERESTING
+        number = self.first_frame - 1
+        skipped = skipped_bytes = first_skip = last_ts = 0
+        last_iface: Interface | None = None
+        order = ""
+        head: Callable[..., tuple[Any, ...]] = struct.Struct("<I").unpack_from
+        ipv4 = frag_mask = 0
+        try:
+            while True:
+                if rd.order != order:  # a new section may change it
+                    order = rd.order
+                    # Block type and length, the EPB's fields, then what the drop test reads of
+                    # the frame (as FastRun reads it), in one struct call.
+                    head = struct.Struct(order + "IIIIIII12xHB5xHxB18xB").unpack_from
+                    ipv4, frag_mask = (0x0008, 0xFF3F) if order == "<" else (0x0800, 0x3FFF)
+                buf, pos, ifaces = rd.buf, rd.pos, rd.interfaces
+                last = len(buf) - _NG_HEAD_LEN  # a block from here on is left to step()
+                while pos <= last and not rd.first:
+                    btype, blen, ifid, hi, lo, caplen, origlen, eth, vihl, frag, proto, first = head(buf, pos)
+                    if not (
+                        btype == EPB
+                        and 32 <= blen <= MAX_BLOCK
+                        and not blen % 4
+                        and pos + blen <= len(buf)
+                        and ifid < len(ifaces)
+                        and 42 < caplen <= blen - 32
+                        and eth == ipv4
+                        and vihl == 0x45
+                        and proto == 17
+                        and not frag & frag_mask
+                        and not interesting[first]
+                        and ifaces[ifid].linktype == ETHERNET
+                    ):
+                        break
+                    pos += blen
+                    number += 1
+                    if caplen < origlen:
+                        stats.cut_frames += 1
+                    last_ts, last_iface = (hi << 32) | lo, ifaces[ifid]
+                    if not skipped:
+                        first_skip = last_iface.ns(last_ts)
+                    skipped += 1
+                    skipped_bytes += caplen
+                rd.pos = pos
+                if skipped and last_iface is not None:
+                    skipped_fast(skipped, skipped_bytes, first_skip, last_iface.ns(last_ts))
+                    skipped = skipped_bytes = 0
+                try:
+                    got = rd.step()
+                except GZIP_ERRORS as exc:
+                    stats.stop(f"compressed data is damaged or cut short ({exc})")
+                    return
+                if got is DONE:
+                    return
+                if got is None:
+                    continue
+                ts_ns, linktype, data, _orig = got  # type: ignore[misc]  # not DONE: a frame
+                number += 1
+                out = feed(number, ts_ns, linktype, data)
+                if out:
+                    yield from out
+                if self.progress is not None and not number & 0x1FFF:
+                    self.progress(decoder.stats.bytes)
+        finally:
+            if skipped and last_iface is not None:
+                skipped_fast(skipped, skipped_bytes, first_skip, last_iface.ns(last_ts))
+            self.frames = number - self.first_frame + 1
