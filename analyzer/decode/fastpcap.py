@@ -1,4 +1,4 @@
-"""The hot loop for the commonest capture: classic pcap of Ethernet frames.
+"""The hot loops for the commonest captures: classic pcap of Ethernet frames, and pcapng.
 
 On a trunk most frames are RTP: Ethernet / IPv4 / UDP whose payload starts with a byte no
 SIP, HEP or tunnel header starts with. :meth:`Decoder.feed` drops those at once, but going
@@ -9,7 +9,9 @@ records are walked in place and such frames are only counted (in bulk, through
 so the messages and every counter are the same (tests/decode/test_fastpcap.py).
 
 The record walk mirrors :func:`analyzer.capture.pcap._records` (same limits, same
-warnings); the drop test mirrors the first lines of :meth:`Decoder.feed`.
+warnings); the drop test mirrors the first lines of :meth:`Decoder.feed`. For pcapng,
+:class:`FastPcapngRun` drops Enhanced Packet Blocks the same way and leaves every other
+block to the reader's own :meth:`analyzer.capture.pcapng.PcapngBlocks.step`.
 """
 
 from __future__ import annotations
