@@ -206,18 +206,11 @@ make_rtp_heavy() {
     summarize "$out"
 }
 
-make_rtp_heavy_x4() {
-    local src="$DATA/rtp_heavy.pcap" out="$DATA/rtp_heavy_x4.pcap"
-    log "rtp_heavy_x4.pcap: rtp_heavy.pcap four times over"
-    python3 "$HERE/repeat_capture.py" --copies 4 --sip-port "$RTP_PORT" "$src" "$out.part"
-    mv "$out.part" "$out"
-    summarize "$out"
-}
-
-make_all_sip_x10() {
-    local src="$DATA/all_sip.pcap" out="$DATA/all_sip_x10.pcap"
-    log "all_sip_x10.pcap: all_sip.pcap ten times over (memory must stay flat)"
-    python3 "$HERE/repeat_capture.py" --copies 10 --sip-port "$SIP_PORT" "$src" "$out.part"
+# make_repeated SOURCE COPIES SIP_PORT: SOURCE.pcap COPIES times over, as SOURCE_xCOPIES.pcap
+make_repeated() {
+    local src="$DATA/$1.pcap" out="$DATA/$1_x$2.pcap"
+    log "$1_x$2.pcap: $1.pcap $2 times over"
+    python3 "$HERE/repeat_capture.py" --copies "$2" --sip-port "$3" "$src" "$out.part"
     mv "$out.part" "$out"
     summarize "$out"
 }
@@ -247,12 +240,12 @@ main() {
         log "rtp_heavy.pcap exists, kept (--force to remake)"
     fi
     if [[ $FORCE == 1 || $built_rtp == 1 || ! -s "$DATA/rtp_heavy_x4.pcap" ]]; then
-        make_rtp_heavy_x4
+        make_repeated rtp_heavy 4 "$RTP_PORT"
     else
         log "rtp_heavy_x4.pcap exists, kept (--force to remake)"
     fi
     if [[ $FORCE == 1 || ! -s "$DATA/all_sip_x10.pcap" ]]; then
-        make_all_sip_x10
+        make_repeated all_sip 10 "$SIP_PORT"  # memory must stay flat
     else
         log "all_sip_x10.pcap exists, kept (--force to remake)"
     fi
