@@ -18,7 +18,7 @@ from analyzer.errors import CaptureOpenError
 from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.parallel import Sharded
 from analyzer.reader import MergedReader, MessageReader
-from analyzer.shards import jobs_for, owner, shard_of
+from analyzer.shards import jobs_for, owner, takes
 from analyzer.sip.message import SipMessage
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ def analyze(
 
     ``jobs`` > 1 (streaming only) spreads the calls over that many processes: each reads
     and decodes every capture (TCP streams and fragments need every frame) but correlates
-    and diagnoses only the Call-IDs of its share (:func:`shard_of`); the first also keeps
+    and diagnoses only the Call-IDs of its share (:func:`analyzer.shards.shard_of`); the first also keeps
     the capture-wide security watch. The result is the same as with one process.
 
     ``max_open`` bounds the conversations open at once when streaming (a flood of unique
@@ -200,11 +200,12 @@ def _analyze_part(
     limits: Limits = DEFAULT_LIMITS,
 ) -> _Part:
     decoder = Decoder(limits)
-    if shard:
-        decoder.owns = owner(shard, shards)
     run = _Run(decoder, keep, emit)
+    mine = takes(shard, shards)
+    if shard:  # parses only its own messages: each one it gets is its own
+        decoder.owns = owner(mine)
     run.store.max_open = max_open
-    feed = run.feed if shards == 1 else run.shard_feed(shard, shards)
+    feed = run.feed if shards == 1 else run.first_feed(mine) if shard == 0 else run._correlate
     copies = 0
     if len(paths) == 1:
         reader = MessageReader(paths[0], decoder=decoder, finish=False).open()
@@ -277,20 +278,13 @@ class _Run:
         self.last_ns = 0
         self.count = 0
 
-    def shard_feed(self, shard: int, shards: int) -> Callable[[SipMessage], None]:
-        """``feed`` for one process of several: its own Call-IDs only; shard 0 also
-        watches every message for the capture-wide security findings."""
-        cache: dict[str, bool] = {}
+    def first_feed(self, mine: Callable[[str], bool]) -> Callable[[SipMessage], None]:
+        """``feed`` for the first process of several: it watches every message for the
+        capture-wide security findings, and correlates the Call-IDs it takes (``mine``)."""
 
         def feed(msg: SipMessage) -> None:
-            if shard == 0:
-                self.watch.message(msg)
-            mine = cache.get(msg.call_id)
-            if mine is None:
-                mine = cache[msg.call_id] = shard_of(msg.call_id, shards) == shard
-                if len(cache) > 65536:
-                    cache.clear()
-            if mine:
+            self.watch.message(msg)
+            if mine(msg.call_id):
                 self._correlate(msg)
 
         return feed

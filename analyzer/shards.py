@@ -61,20 +61,28 @@ def shard_of(call_id: str, shards: int) -> int:
     return 0 if shards <= 1 else _slot_owners(shards)[crc % SLOTS]
 
 
-def owner(shard: int, shards: int) -> Callable[[bytes], bool]:
-    """Whether process ``shard`` parses a framed message: its Call-ID is in its share (or it
-    has no start line: then parsing says what it is)."""
+def takes(shard: int, shards: int) -> Callable[[str], bool]:
+    """Whether process ``shard`` of ``shards`` takes a Call-ID (:func:`shard_of`, remembered
+    for the last 65,536 Call-IDs: a call's messages ask again and again)."""
     cache: dict[str, bool] = {}
+
+    def mine(call_id: str) -> bool:
+        hit = cache.get(call_id)
+        if hit is None:
+            if len(cache) > 65536:
+                cache.clear()
+            hit = cache[call_id] = shard_of(call_id, shards) == shard
+        return hit
+
+    return mine
+
+
+def owner(mine: Callable[[str], bool]) -> Callable[[bytes], bool]:
+    """Whether a process parses a framed message: its Call-ID is one it takes (``mine``, from
+    :func:`takes`), or it has no start line (then parsing says what it is)."""
 
     def owns(data: bytes) -> bool:
         call_id = call_id_of(data)
-        if call_id is None:
-            return True
-        mine = cache.get(call_id)
-        if mine is None:
-            if len(cache) > 65536:
-                cache.clear()
-            mine = cache[call_id] = shard_of(call_id, shards) == shard
-        return mine
+        return call_id is None or mine(call_id)
 
     return owns

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analyzer.shards import first_share, jobs_for, owner, shard_of
+from analyzer.shards import first_share, jobs_for, owner, shard_of, takes
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_pcaps"
 CALL_IDS = ("", "1-12985@127.0.0.80", "a84b4c76e66710")
@@ -28,7 +28,7 @@ def test_jobs_follow_the_input_size() -> None:
 
 
 def test_a_process_parses_its_share_and_what_has_no_start_line() -> None:
-    second = owner(1, 2)
+    second = owner(takes(1, 2))
     assert [second(b"OPTIONS sip:a SIP/2.0\r\nCall-ID: " + cid.encode() + b"\r\n\r\n") for cid in CALL_IDS] == [
         False,
         False,
