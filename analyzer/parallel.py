@@ -12,8 +12,6 @@ but its items and its result must.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import gc
 import heapq
 import multiprocessing
@@ -64,8 +62,6 @@ class Sharded(Generic[T, E]):
         ctx = multiprocessing.get_context("fork")
         done = ctx.Value("q", 0, lock=False)
         pipes = [ctx.Pipe(duplex=False) for _ in range(self.shards)]
-        for recv, _ in pipes:
-            _widen(recv)
         procs = [
             ctx.Process(target=_run, args=(self.work, self.key, k, send, done), daemon=True)
             for k, (_, send) in enumerate(pipes)
@@ -132,17 +128,3 @@ def _run(work: Work[T, E], key: Callable[[T], Any], shard: int, send: Connection
         send.send(_End(None, error))
     finally:
         send.close()
-
-
-PIPE_BYTES = 1 << 20
-"""A pipe's buffer (Linux allows up to /proc/sys/fs/pipe-max-size, 1 MiB by default)."""
-
-
-def _widen(conn: Connection) -> None:
-    """A process whose items come out early waits until the merge takes them; a wider pipe
-    lets it run ahead instead of stalling (the default 64 KiB is one or two batches)."""
-    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
-    if set_size is None:
-        return
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(conn.fileno(), set_size, PIPE_BYTES)
