@@ -81,6 +81,7 @@ TEXT_COLUMNS = frozenset(
 is the method alone when the number is bad, and a CSeq method may start with + or - (a
 token, RFC 3261 §25.1); a request's own method starts with a letter (the parser's test)."""
 
+
 def defuse(value: Value) -> Value:
     """Cells a spreadsheet would run as a formula get a leading quote (OWASP CSV injection)."""
     if isinstance(value, str) and value and value[0] in "=+-@\t\r":
