@@ -215,23 +215,22 @@ class Decoder:
         """Count ``frames`` a reader dropped by the fast path's own test (Ethernet / IPv4 /
         UDP whose payload cannot start SIP, HEP or a tunnel) without handing them over, as
         :meth:`feed` would have counted them."""
+        self._count(frames, nbytes, first_ts_ns, last_ts_ns)
+        self._fast_not_sip += frames
+
+    def counted_elsewhere(self, nbytes: int, ts_ns: int) -> None:
+        """Count a frame that another process decodes and counts by reason (see
+        :class:`analyzer.decode.fastpcap.FastRun`'s ``share``)."""
+        self._count(1, nbytes, ts_ns, ts_ns)
+
+    def _count(self, frames: int, nbytes: int, first_ts_ns: int, last_ts_ns: int) -> None:
+        """Frames read, in time order (:meth:`feed` does the same inline, for speed)."""
         st = self.stats
         st.frames += frames
         st.bytes += nbytes
         if st.first_ts_ns is None:
             st.first_ts_ns = first_ts_ns
         st.last_ts_ns = last_ts_ns
-        self._fast_not_sip += frames
-
-    def counted_elsewhere(self, nbytes: int, ts_ns: int) -> None:
-        """Count a frame that another process decodes and counts by reason (see
-        :class:`analyzer.decode.fastpcap.FastRun`'s ``share``)."""
-        st = self.stats
-        st.frames += 1
-        st.bytes += nbytes
-        if st.first_ts_ns is None:
-            st.first_ts_ns = ts_ns
-        st.last_ts_ns = ts_ns
 
     def sync_stats(self) -> DecodeStats:
         """Fold the fast path's counter into ``stats`` (done by :meth:`finish` too)."""
