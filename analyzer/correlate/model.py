@@ -87,11 +87,10 @@ class Transaction:
     @property
     def has_credentials(self) -> bool:
         req = self.request
-        # Most requests carry none: a look at the lowered bytes costs less than two lookups that
-        # find nothing. Both names contain "authorization", in any case (no k: see view.may_carry).
+        # Most requests carry none; both names contain "authorization".
         return (
             req is not None
-            and b"authorization" in req.raw.lower()
+            and req.may_carry(b"authorization")
             and (req.headers.get("authorization") is not None or req.headers.get("proxy-authorization") is not None)
         )
 

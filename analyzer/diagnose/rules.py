@@ -389,8 +389,7 @@ def q850_causes(conv: Conversation) -> list[Finding]:
     out: list[Finding] = []
     seen: set[tuple[int, int]] = set()
     for msg in conv.messages:
-        # Most messages carry no Reason: a look at the bytes spares the header lookup.
-        if b"reason" not in msg.raw.lower() or "reason" not in msg.headers:
+        if not msg.may_carry(b"reason") or "reason" not in msg.headers:
             continue
         for r in msg.reasons:
             if r.protocol == "Q.850" and r.cause is not None and (msg.status, r.cause) not in seen:

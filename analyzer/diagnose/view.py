@@ -117,17 +117,9 @@ def ringing(tx: Transaction) -> SipMessage | None:
     return None
 
 
-def may_carry(msg: SipMessage, name: bytes) -> bool:
-    """False when ``msg`` surely has no header ``name`` (lower case, full form): most messages
-    lack the rarer ones, and a look at the bytes costs less than a lookup that finds nothing.
-    (Names match case-insensitively, and only the Kelvin sign lower-cases to a lone ASCII
-    letter, k: a name without k is in the lower-cased bytes or nowhere.)"""
-    return name in msg.raw.lower()
-
-
 def bye_is_error(bye: SipMessage) -> bool:
     """A BYE whose Reason is a SIP error or a Q.850 cause other than normal clearing (RFC 3326)."""
-    if not may_carry(bye, b"reason"):
+    if not bye.may_carry(b"reason"):
         return False
     for r in bye.reasons:
         if r.protocol == "SIP" and r.cause is not None and r.cause >= 400:
@@ -162,8 +154,7 @@ def call_events(view: CallView) -> list[Event]:
 
 
 def _with_credentials(tx: Transaction) -> bool:
-    # (Proxy-)Authorization: both names end in "authorization".
-    return tx.request is not None and may_carry(tx.request, b"authorization") and tx.has_credentials
+    return tx.request is not None and tx.has_credentials
 
 
 def first_bye(conv: Conversation) -> Transaction | None:

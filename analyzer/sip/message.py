@@ -143,6 +143,13 @@ class SipMessage(NamedTuple):
     def content_type(self) -> str:
         return (self.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
 
+    def may_carry(self, name: bytes) -> bool:
+        """False when this message surely has no header ``name`` (lower case, full form): most
+        messages lack the rarer ones, and a look at the bytes costs less than a lookup that
+        finds nothing. (Names match case-insensitively, and only the Kelvin sign lower-cases
+        to a lone ASCII letter, k: a name without k is in the lower-cased bytes or nowhere.)"""
+        return name in self.raw.lower()
+
     def int_header(self, name: str) -> int | None:
         """Expires, Min-Expires, Max-Forwards, Retry-After … as a number (leading integer)."""
         return fields.parse_int(self.headers.get(name))
