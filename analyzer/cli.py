@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import sys
-import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TextIO
@@ -294,7 +293,6 @@ def analyze(
     from analyzer.report import calls as calls_report
     from analyzer.report.select import build_filters, check_expression, select
     from analyzer.report.select import fail_on as holds
-    from analyzer.report.terminal import write_summary
 
     redaction = redaction_of(redact)
     limits = limits_of(limit)
@@ -345,6 +343,8 @@ def analyze(
         raise cli_error(exc) from None
     reports = calls_report.redact_reports(reports, redaction, result.messages_of)
     if fmt == "table":
+        from analyzer.report.terminal import write_summary  # rich: only for the table
+
         total = streamed.summary.conversations if streamed is not None else None
         write_summary(output, result, reports, peer_names=names, total=total)
     elif streamed is not None:
@@ -474,6 +474,8 @@ def _progress_bar(paths: list[str]) -> Iterator[Callable[[int], None] | None]:
 def _peer_names(path: str | None) -> dict[str, str]:
     if path is None:
         return {}
+    import tomllib
+
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)

@@ -23,6 +23,7 @@ from typing import Any
 from analyzer.capture.pcap import CHUNK, FILE_HEADER_LEN, MAX_RECORD, RECORD_HEADER_LEN, PcapRecords
 from analyzer.capture.pcapng import DONE, EPB, MAX_BLOCK, Interface, PcapngBlocks
 from analyzer.capture.source import GZIP_ERRORS
+from analyzer.capture.stats import CaptureStats
 from analyzer.decode.pipeline import SIP_FIRST, TUNNEL_PORTS, UDP_INTERESTING, Decoder
 from analyzer.sip.message import SipMessage
 
@@ -63,9 +64,13 @@ class FastRun:
         rec = self.records
         stats = rec.stats
         order = rec.order
-        # One struct call reads a record header and the frame bytes the drop test needs:
-        # EtherType, IPv4 version/IHL, flags/fragment offset, protocol, UDP ports, first
-        # payload byte. Two-byte fields come in the file's byte order, so the constants do too.
+        # The hot loop reads, in one struct call, what the drop test needs of a record whose
+        # frame is Ethernet / IPv4 / UDP: captured and original lengths, EtherType, IPv4
+        # version/IHL, flags/fragment offset, protocol, first payload byte. The times of a run
+        # of dropped records are read only at its ends. Every other record goes through the
+        # plain walk below, which also reads the record header and the UDP ports. Two-byte
+        # fields come in the file's byte order, so the constants do too.
+        drop_head = struct.Struct(order + "8xII12xHB5xHxB18xB").unpack_from
         head = struct.Struct(order + "IIII12xHB5xHxB10xHH4xB").unpack_from
         unpack = struct.Struct(order + "IIII").unpack_from
         ipv4, frag_mask = (0x0008, 0xFF3F) if order == "<" else (0x0800, 0x3FFF)
@@ -78,14 +83,14 @@ class FastRun:
         view = memoryview(work)
         n = 0
         decoder = self.decoder
-        feed, skipped_fast = decoder.feed, decoder.skipped_fast
+        feed = decoder.feed
         interesting, sip_first = UDP_INTERESTING, SIP_FIRST
         mine, procs = self.share if self.share is not None else (0, 0)
         scale = rec.scale
         number = self.first_frame - 1
         pos = 0
         offset = FILE_HEADER_LEN  # file offset of work[0], for the truncation message
-        skipped = skipped_bytes = first_skip = last_sec = last_frac = 0
+        run = _Dropped(decoder, stats, order, scale, counts=not mine)
         try:
             while True:
                 left = n - pos  # a record cut by the end of the last chunk: moved to the front
@@ -109,6 +114,33 @@ class FastRun:
                 n = left + got
                 fits = n - _HEAD_LEN  # records from here on are read with the plain header
                 while pos + RECORD_HEADER_LEN <= n:
+                    # A run of records the drop test drops: only counted (when they are this
+                    # process's to count; process 0 counts them when several share the file).
+                    first_drop = pos
+                    skipped = skipped_bytes = cut = 0
+                    while pos <= fits:
+                        incl, orig, eth, vihl, frag, proto, first = drop_head(work, pos)
+                        end = pos + incl + RECORD_HEADER_LEN
+                        if not (
+                            eth == ipv4
+                            and vihl == 0x45
+                            and proto == 17
+                            and 42 < incl <= MAX_RECORD
+                            and end <= n
+                            and not frag & frag_mask
+                            and not interesting[first]
+                        ):
+                            break
+                        last_drop = pos
+                        skipped += 1
+                        skipped_bytes += incl
+                        cut += incl < orig
+                        pos = end
+                    if skipped:
+                        number += skipped
+                        run.count(work, first_drop, last_drop, skipped, skipped_bytes, cut)
+                        continue
+                    # Any other record: walked one at a time.
                     if pos <= fits:
                         sec, frac, incl, orig, eth, vihl, frag, proto, sport, dport, first = head(work, pos)
                     else:
@@ -125,45 +157,49 @@ class FastRun:
                     if incl < orig:
                         stats.cut_frames += 1
                     pos = end
-                    fast = eth == ipv4 and incl > 42 and vihl == 0x45 and proto == 17 and not frag & frag_mask
-                    if fast and not interesting[first]:
-                        if mine:
-                            continue  # process 0 counts it
-                        if not skipped:
-                            first_skip = sec * 1_000_000_000 + frac * scale
-                        skipped += 1
-                        skipped_bytes += incl
-                        last_sec, last_frac = sec, frac
-                        continue
-                    if procs:
+                    ts_ns = sec * 1_000_000_000 + frac * scale
+                    if procs:  # (a record the drop test drops went the hot way)
+                        fast = eth == ipv4 and incl > 42 and vihl == 0x45 and proto == 17 and not frag & frag_mask
                         plain = fast and sip_first[first] and sport not in tunnel_ports and dport not in tunnel_ports
                         if plain and not owns_frame(number, mine, procs):
                             if not mine:  # counted as a frame here, by reason by its owner
-                                if skipped:
-                                    last = last_sec * 1_000_000_000 + last_frac * scale
-                                    skipped_fast(skipped, skipped_bytes, first_skip, last)
-                                    skipped = skipped_bytes = 0
-                                decoder.counted_elsewhere(incl, sec * 1_000_000_000 + frac * scale)
+                                decoder.counted_elsewhere(incl, ts_ns)
                             continue
                         if mine and not plain:
                             continue  # process 0's
-                    if skipped:
-                        skipped_fast(skipped, skipped_bytes, first_skip, last_sec * 1_000_000_000 + last_frac * scale)
-                        skipped = skipped_bytes = 0
-                    out = feed(number, sec * 1_000_000_000 + frac * scale, ETHERNET, view[p:end].tobytes())
+                    out = feed(number, ts_ns, ETHERNET, view[p:end].tobytes())
                     if out:
                         yield number, out
-                if skipped:
-                    skipped_fast(skipped, skipped_bytes, first_skip, last_sec * 1_000_000_000 + last_frac * scale)
-                    skipped = skipped_bytes = 0
                 if self.progress is not None:
                     self.progress(self.decoder.stats.bytes)
             if pos < n:
                 stats.stop(f"last record cut short at byte {offset + pos} ({n - pos} bytes left over)")
         finally:
-            if skipped:
-                skipped_fast(skipped, skipped_bytes, first_skip, last_sec * 1_000_000_000 + last_frac * scale)
             self.frames = number - self.first_frame + 1
+
+
+class _Dropped:
+    """Counts runs of records that :class:`FastRun`'s drop test drops, as
+    :meth:`Decoder.feed` would have counted them (through :meth:`Decoder.skipped_fast`),
+    reading the times of a run's first and last records only."""
+
+    def __init__(self, decoder: Decoder, stats: CaptureStats, order: str, scale: int, counts: bool) -> None:
+        self.decoder = decoder
+        self.stats = stats
+        self.times = struct.Struct(order + "II").unpack_from
+        self.scale = scale
+        self.counts = counts
+        """False in a process that leaves counting them to process 0."""
+
+    def count(self, buf: bytearray, first: int, last: int, frames: int, nbytes: int, cut: int) -> None:
+        """``frames`` dropped records, the first and last at those offsets of ``buf``."""
+        self.stats.cut_frames += cut
+        if self.counts:
+            sec, frac = self.times(buf, first)
+            first_ns = sec * 1_000_000_000 + frac * self.scale
+            if last != first:
+                sec, frac = self.times(buf, last)
+            self.decoder.skipped_fast(frames, nbytes, first_ns, sec * 1_000_000_000 + frac * self.scale)
 
 
 def owns_frame(number: int, process: int, processes: int) -> bool:
