@@ -37,13 +37,27 @@ def test_the_collector_is_back_on_after_a_run() -> None:
     assert gc.isenabled()
 
 
-def test_several_processes_give_the_same_analysis(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_several_processes_give_the_same_analysis(monkeypatch: pytest.MonkeyPatch, jobs: int) -> None:
+    """Process 0 reads and hands the others their messages (and the ICMP errors: rule_timeout)."""
     monkeypatch.setattr(shards, "MIN_BYTES_PER_JOB", 1)
     captures = [SAMPLES / "rule_forking.pcap", SAMPLES / "rule_auth_loop.pcap", SAMPLES / "rule_proxy_remap.pcap"]
-    captures += [SAMPLES / "tcp_large_invite.pcap", SAMPLES / "udp_fragmented.pcap"]
+    captures += [SAMPLES / "tcp_large_invite.pcap", SAMPLES / "udp_fragmented.pcap", SAMPLES / "rule_timeout.pcap"]
     captures += [PUBLIC / "goffinet-sip_captures" / "Forensic_challenge_4.pcap"]
     for capture in captures:
         one = analyze(capture, keep_messages=False)
-        three = analyze(capture, keep_messages=False, jobs=3)
-        assert [call_dict(r) for r in three.calls] == [call_dict(r) for r in one.calls]
-        assert (three.stats, three.security, three.warning) == (one.stats, one.security, one.warning)
+        other = analyze(capture, keep_messages=False, jobs=jobs)
+        assert [call_dict(r) for r in other.calls] == [call_dict(r) for r in one.calls]
+        assert (other.stats, other.security, other.warning) == (one.stats, one.security, one.warning)
+
+
+def test_several_processes_on_several_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shards, "MIN_BYTES_PER_JOB", 1)
+    captures = [SAMPLES / "rule_timeout.pcap", SAMPLES / "rule_forking.pcap", SAMPLES / "udp_call.pcap"]
+    one = analyze(captures, keep_messages=False)
+    two = analyze(captures, keep_messages=False, jobs=2)
+    assert [call_dict(r) for r in two.calls] == [call_dict(r) for r in one.calls]
+    assert (two.stats, two.security, two.copies) == (one.stats, one.security, one.copies)
+    # --max-open is shared out too: each process judges early the calls it holds beyond its share
+    few = analyze(captures, keep_messages=False, max_open=2, jobs=2)
+    assert few.evicted > 0 and few.stats == one.stats
