@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from analyzer.capture.pcap import CHUNK, FILE_HEADER_LEN, MAX_RECORD, RECORD_HEADER_LEN, PcapRecords
-from analyzer.capture.pcapng import DONE, EPB, MAX_BLOCK, Interface, PcapngBlocks
+from analyzer.capture.pcapng import DONE, EPB, MAX_BLOCK, PcapngBlocks
 from analyzer.capture.source import GZIP_ERRORS
 from analyzer.capture.stats import CaptureStats
 from analyzer.decode.pipeline import SIP_FIRST, TUNNEL_PORTS, UDP_INTERESTING, Decoder
@@ -228,23 +228,26 @@ class FastPcapngRun:
         feed, skipped_fast = decoder.feed, decoder.skipped_fast
         interesting = UDP_INTERESTING
         number = self.first_frame - 1
-        skipped = skipped_bytes = first_skip = last_ts = 0
-        last_iface: Interface | None = None
         order = ""
         head: Callable[..., tuple[Any, ...]] = struct.Struct("<I").unpack_from
+        stamp: Callable[..., tuple[Any, ...]] = head
         ipv4 = frag_mask = 0
         try:
             while True:
                 if rd.order != order:  # a new section may change it
                     order = rd.order
-                    # Block type and length, the EPB's fields, then what the drop test reads of
-                    # the frame (as FastRun reads it), in one struct call.
-                    head = struct.Struct(order + "IIIIIII12xHB5xHxB18xB").unpack_from
+                    # Block type and length, the EPB's interface and lengths, then what the drop
+                    # test reads of the frame (as FastRun reads it), in one struct call. The
+                    # times of a run of dropped blocks are read only at its ends (``stamp``).
+                    head = struct.Struct(order + "III8xII12xHB5xHxB18xB").unpack_from
+                    stamp = struct.Struct(order + "8xIII").unpack_from
                     ipv4, frag_mask = (0x0008, 0xFF3F) if order == "<" else (0x0800, 0x3FFF)
                 buf, pos, ifaces = rd.buf, rd.pos, rd.interfaces
                 last = len(buf) - _NG_HEAD_LEN  # a block from here on is left to step()
+                first_drop = pos
+                skipped = skipped_bytes = cut = 0
                 while pos <= last and not rd.first:
-                    btype, blen, ifid, hi, lo, caplen, origlen, eth, vihl, frag, proto, first = head(buf, pos)
+                    btype, blen, ifid, caplen, origlen, eth, vihl, frag, proto, first = head(buf, pos)
                     if not (
                         btype == EPB
                         and 32 <= blen <= MAX_BLOCK
@@ -260,26 +263,26 @@ class FastPcapngRun:
                         and ifaces[ifid].linktype == ETHERNET
                     ):
                         break
+                    last_drop = pos
                     pos += blen
-                    number += 1
-                    if caplen < origlen:
-                        stats.cut_frames += 1
-                    last_ts, last_iface = (hi << 32) | lo, ifaces[ifid]
-                    if not skipped:
-                        first_skip = last_iface.ns(last_ts)
                     skipped += 1
                     skipped_bytes += caplen
+                    cut += caplen < origlen
                 rd.pos = pos
-                if skipped and last_iface is not None:
-                    skipped_fast(skipped, skipped_bytes, first_skip, last_iface.ns(last_ts))
-                    skipped = skipped_bytes = 0
+                if skipped:
+                    number += skipped
+                    stats.cut_frames += cut
+                    ifid, hi, lo = stamp(buf, first_drop)
+                    first_ns = ifaces[ifid].ns((hi << 32) | lo)
+                    ifid, hi, lo = stamp(buf, last_drop)
+                    skipped_fast(skipped, skipped_bytes, first_ns, ifaces[ifid].ns((hi << 32) | lo))
                 try:
                     got = rd.step()
                 except GZIP_ERRORS as exc:
                     stats.stop(f"compressed data is damaged or cut short ({exc})")
-                    return
+                    break
                 if got is DONE:
-                    return
+                    break
                 if got is None:
                     continue
                 ts_ns, linktype, data, _orig = got  # type: ignore[misc]  # not DONE: a frame
@@ -290,6 +293,4 @@ class FastPcapngRun:
                 if self.progress is not None and not number & 0x1FFF:
                     self.progress(decoder.stats.bytes)
         finally:
-            if skipped and last_iface is not None:
-                skipped_fast(skipped, skipped_bytes, first_skip, last_iface.ns(last_ts))
             self.frames = number - self.first_frame + 1
