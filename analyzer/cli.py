@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TextIO
+from typing import IO, TYPE_CHECKING, Any, TextIO, TypeVar, cast
 
 import click
 
@@ -52,6 +53,26 @@ class CliFailure(CliError):
 def cli_error(exc: SipflowError) -> CliError:
     """The CLI's form of a library error, keeping its exit code."""
     return CliError(str(exc)) if exc.exit_code == 2 else CliFailure(str(exc))
+
+
+_C = TypeVar("_C", bound=Callable[..., None])
+
+
+def quiet_on_closed_pipe(command: _C) -> _C:
+    """``sipflow … | head``: when the reader of standard output goes away, stop there and
+    exit 0, with nothing on stderr (what is left unwritten has nowhere to go). Processes
+    started for ``--jobs`` are stopped on the way out."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except BrokenPipeError:
+            # Python would flush stdout again at exit, fail and say so on stderr
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.stderr.close()
+
+    return cast(_C, run)
 
 
 REDACT_HELP = (
@@ -139,6 +160,7 @@ def main() -> None:
 @redact_option
 @limit_option
 @jobs_option("Processes (messages shared out by Call-ID, one for standard input or a small capture; same list as one).")
+@quiet_on_closed_pipe
 def messages(
     capture: str,
     fmt: str,
@@ -155,9 +177,6 @@ def messages(
         WRITERS[fmt](output, columns, reader.open())
     except SipflowError as exc:
         raise cli_error(exc) from None
-    except BrokenPipeError:
-        sys.stderr.close()  # `sipflow messages x | head`: stop quietly
-        return
     finally:
         output.flush()
     _report_reading(reader, show_skipped)
@@ -269,6 +288,7 @@ def filter_options(f: Callable[..., None]) -> Callable[..., None]:
     help="With --engine dask: where workers write the shuffled messages (storage all workers share).",
 )
 @limit_option
+@quiet_on_closed_pipe
 def analyze(
     captures: tuple[str, ...],
     fmt: str,

@@ -163,6 +163,15 @@ def summary_view(r: CallReport, shown: bool) -> CallReport:
     return dataclasses.replace(slim, breaking=b, caller="", callee="")
 
 
+class _Console(Console):
+    """rich's Console, leaving a closed pipe to the command, as every other output does
+    (:func:`analyzer.cli.quiet_on_closed_pipe`): rich's own handling exits 1."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def write_summary(
     out: TextIO,
     a: Analysis,
@@ -176,7 +185,7 @@ def write_summary(
     ``total``: how many conversations there were, when ``a.calls`` does not hold them all."""
     rs = a.calls if reports is None else reports
     conversations = len(a.calls) if total is None else total
-    console = Console(file=out, width=width or 140, highlight=False, soft_wrap=False, emoji=False)
+    console = _Console(file=out, width=width or 140, highlight=False, soft_wrap=False, emoji=False)
     st = a.stats
     span = ""
     if st.first_ts_ns is not None and st.last_ts_ns is not None:

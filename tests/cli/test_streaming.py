@@ -5,6 +5,9 @@ from __future__ import annotations
 import gc
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,3 +84,20 @@ def test_the_summary_table_of_a_selection_is_the_same_streamed(tmp_path: Path) -
     whole = run(capture, "--outcome", "rejected", "--outcome", "timeout", "--report", str(tmp_path / "r"))
     assert streamed == whole
     assert " selected)" in streamed.splitlines()[2]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["messages"], ["messages", "--format", "csv"], ["analyze"], ["analyze", "--format", "jsonl"]],
+    ids=" ".join,
+)
+def test_a_reader_that_goes_away_ends_it_quietly(command: list[str]) -> None:
+    """``sipflow … | head``: standard output is a pipe nobody reads any more."""
+    read, write = os.pipe()
+    os.close(read)
+    sipflow = Path(sys.executable).parent / "sipflow"
+    capture = ROOT / "sample_pcaps" / "rule_forking.pcap"
+    with subprocess.Popen([str(sipflow), *command, str(capture)], stdout=write, stderr=subprocess.PIPE) as proc:
+        os.close(write)
+        _, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err) == (0, b"")
