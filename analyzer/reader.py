@@ -57,8 +57,8 @@ class MessageReader:
         """The records of a classic pcap of Ethernet frames, which the fused loop reads
         (:mod:`analyzer.decode.fastpcap`); None for any other capture."""
         frames = self.open()._frames
-        source = frames.source if isinstance(frames, Guarded) else None
-        return source if isinstance(source, PcapRecords) and source.linktype == ETHERNET else None
+        assert frames is not None
+        return _ethernet_pcap(frames)
 
     def close(self) -> None:
         """Close the file now (iterating to the end does it too)."""
@@ -144,22 +144,63 @@ class MergedReader:
     def __iter__(self) -> Iterator[SipMessage]:
         frames = self.open()._frames
         assert frames is not None
-        feed, copy = self.decoder.feed, self.dedup.copy
-        progress = self.progress
-        tagged = [_tag(point, it) for point, it in enumerate(frames)]
-        number = 0
+        pcaps = [_ethernet_pcap(f) for f in frames]
+        firsts = [p.first_time() if p is not None else None for p in pcaps]
         try:
-            for number, (ts_ns, point, (_, linktype, data, _orig)) in enumerate(
-                heapq.merge(*tagged, key=_time_then_file), 1
-            ):
-                for msg in feed(number, ts_ns, linktype, data):
-                    if not copy(msg, point):
-                        yield msg
-                if progress is not None and not number & 0x1FFF:
-                    progress(self.decoder.stats.bytes)
-            self.frames_read = number
+            if all(t is not None for t in firsts):
+                yield from self._in_turn(pcaps, firsts)  # type: ignore[arg-type]  # none is None
+            else:
+                yield from self._merged(list(enumerate(frames)), 0)
         finally:
             self._stack.close()
+
+    def _in_turn(self, pcaps: list[PcapRecords], firsts: list[int]) -> Iterator[SipMessage]:
+        """Classic pcaps of Ethernet frames, one after another in the order of their first
+        records (the fused loop, :class:`FastRun`), as long as that is the merged order: a file
+        is read until a record later than the next file's first. If one comes, the files
+        are merged from there on (captures of several points, a clock that went back)."""
+        assert self._frames is not None
+        order = sorted(range(len(pcaps)), key=lambda k: (firsts[k], k))
+        number = 0
+        for i, k in enumerate(order):
+            until = None
+            if i + 1 < len(order):
+                j = order[i + 1]
+                until = firsts[j] if k < j else firsts[j] - 1  # a tie goes to the earlier file
+            run = FastRun(pcaps[k], self.decoder, number + 1, until_ns=until)
+            run.progress = self.progress
+            copy = self.dedup.copy
+            for msg in run:
+                if not copy(msg, k):
+                    yield msg
+            number += run.frames
+            if run.rest is not None:
+                rest = Guarded(pcaps[k].resume(*run.rest), self.captures[k])
+                yield from self._merged([(k, rest), *((m, self._frames[m]) for m in order[i + 1 :])], number)
+                return
+        self.frames_read = number
+
+    def _merged(self, frames: list[tuple[int, Iterator[RawFrame]]], before: int) -> Iterator[SipMessage]:
+        """The frames of these (point, frames) merged by time, numbered on after ``before``."""
+        feed, copy = self.decoder.feed, self.dedup.copy
+        progress = self.progress
+        tagged = [_tag(point, it) for point, it in frames]
+        number = before
+        for number, (ts_ns, point, (_, linktype, data, _orig)) in enumerate(
+            heapq.merge(*tagged, key=_time_then_file), before + 1
+        ):
+            for msg in feed(number, ts_ns, linktype, data):
+                if not copy(msg, point):
+                    yield msg
+            if progress is not None and not number & 0x1FFF:
+                progress(self.decoder.stats.bytes)
+        self.frames_read = number
+
+
+def _ethernet_pcap(frames: Iterator[RawFrame]) -> PcapRecords | None:
+    """The records under ``frames`` when they are a classic pcap of Ethernet frames."""
+    source = frames.source if isinstance(frames, Guarded) else None
+    return source if isinstance(source, PcapRecords) and source.linktype == ETHERNET else None
 
 
 def _tag(point: int, frames: Iterator[RawFrame]) -> Iterator[tuple[int, int, RawFrame]]:

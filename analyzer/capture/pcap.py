@@ -24,6 +24,8 @@ RECORD_HEADER_LEN = 16
 CHUNK = 1 << 20
 # A record larger than this is a lying length field, not a packet (Wireshark's limit).
 MAX_RECORD = 262_144 * 4
+NO_RECORD = 1 << 80
+"""The first time of a stream that has no record: later than any record's."""
 
 
 def read_pcap(stream: BinaryIO, head: bytes, stats: CaptureStats) -> Iterator[RawFrame]:
@@ -59,6 +61,28 @@ class PcapRecords:
             self._frames = _records(self.stream, self.order, self.scale, self.linktype, self.stats)
         return next(self._frames)
 
+    def first_time(self) -> int | None:
+        """Time of the first record, in ns, read without taking it from the stream:
+        :data:`NO_RECORD` at the end of the stream; None when it cannot be told (a stream
+        that cannot be looked ahead in, records already taken, a record header cut short)."""
+        peek = getattr(self.stream, "peek", None)
+        if peek is None or self._frames is not None:
+            return None
+        head = peek(RECORD_HEADER_LEN)[:RECORD_HEADER_LEN]
+        if not head:
+            return NO_RECORD
+        if len(head) < RECORD_HEADER_LEN:
+            return None
+        sec, frac = struct.unpack_from(self.order + "II", head)
+        return int(sec * 1_000_000_000 + frac * self.scale)
+
+    def resume(self, buffered: bytes, offset: int) -> PcapRecords:
+        """Go on from where a fused loop stopped (:class:`analyzer.decode.fastpcap.FastRun`):
+        ``buffered`` is what it had read of the stream beyond its last record, which starts
+        at file ``offset``."""
+        self._frames = _records(self.stream, self.order, self.scale, self.linktype, self.stats, buffered, offset)
+        return self
+
 
 def _read_exact(stream: BinaryIO, n: int) -> bytes:
     out = b""
@@ -70,19 +94,21 @@ def _read_exact(stream: BinaryIO, n: int) -> bytes:
     return out
 
 
-def _records(stream: BinaryIO, order: str, scale: int, linktype: int, stats: CaptureStats) -> Iterator[RawFrame]:
+def _records(
+    stream: BinaryIO,
+    order: str,
+    scale: int,
+    linktype: int,
+    stats: CaptureStats,
+    buf: bytes = b"",
+    offset: int = FILE_HEADER_LEN,
+) -> Iterator[RawFrame]:
+    """The records of ``buf`` (read from the stream already; it starts at file ``offset``,
+    for the truncation message), then of the rest of the stream."""
     unpack = struct.Struct(order + "IIII").unpack_from
     read = getattr(stream, "read1", stream.read)  # read1: a pipe yields frames as they come
-    buf = b""
     pos = 0
-    offset = FILE_HEADER_LEN  # file offset of buf[0], for the truncation message
     while True:
-        chunk = read(CHUNK)
-        if not chunk:
-            break
-        offset += pos
-        buf = buf[pos:] + chunk
-        pos = 0
         n = len(buf)
         while pos + RECORD_HEADER_LEN <= n:
             sec, frac, incl, orig = unpack(buf, pos)
@@ -96,5 +122,11 @@ def _records(stream: BinaryIO, order: str, scale: int, linktype: int, stats: Cap
                 stats.cut_frames += 1
             yield (sec * 1_000_000_000 + frac * scale, linktype, buf[pos + RECORD_HEADER_LEN : end], orig)
             pos = end
+        chunk = read(CHUNK)
+        if not chunk:
+            break
+        offset += pos
+        buf = buf[pos:] + chunk
+        pos = 0
     if pos < len(buf):
         stats.stop(f"last record cut short at byte {offset + pos} ({len(buf) - pos} bytes left over)")

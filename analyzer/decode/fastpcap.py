@@ -46,12 +46,23 @@ class FastRun:
     """
 
     def __init__(
-        self, records: PcapRecords, decoder: Decoder, first_frame: int, share: tuple[int, int] | None = None
+        self,
+        records: PcapRecords,
+        decoder: Decoder,
+        first_frame: int,
+        share: tuple[int, int] | None = None,
+        until_ns: int | None = None,
     ) -> None:
         self.records = records
         self.decoder = decoder
         self.first_frame = first_frame
         self.share = share
+        self.until_ns = until_ns
+        """Stop before the first record later than this (:class:`analyzer.reader.MergedReader`:
+        the next file starts then); :attr:`rest` is then what was read beyond."""
+        self.rest: tuple[bytes, int] | None = None
+        """Where a run stopped by ``until_ns`` left the stream: the bytes read beyond the last
+        record taken, and their file offset (:meth:`PcapRecords.resume` goes on from there)."""
         self.frames = 0
         self.progress: Callable[[int], None] | None = None
 
@@ -70,7 +81,7 @@ class FastRun:
         # of dropped records are read only at its ends. Every other record goes through the
         # plain walk below, which also reads the record header and the UDP ports. Two-byte
         # fields come in the file's byte order, so the constants do too.
-        drop_head = struct.Struct(order + "8xII12xHB5xHxB18xB").unpack_from
+        drop_head = struct.Struct(order + "I4xII12xHB5xHxB18xB").unpack_from
         head = struct.Struct(order + "IIII12xHB5xHxB10xHH4xB").unpack_from
         unpack = struct.Struct(order + "IIII").unpack_from
         ipv4, frag_mask = (0x0008, 0xFF3F) if order == "<" else (0x0800, 0x3FFF)
@@ -91,6 +102,10 @@ class FastRun:
         pos = 0
         offset = FILE_HEADER_LEN  # file offset of work[0], for the truncation message
         run = _Dropped(decoder, stats, order, scale, counts=not mine)
+        until = self.until_ns
+        # Records of a second before this one cannot be later than ``until``: the hot loop
+        # compares seconds, the plain walk the exact time.
+        until_sec = (1 << 62) if until is None else until // 1_000_000_000
         try:
             while True:
                 left = n - pos  # a record cut by the end of the last chunk: moved to the front
@@ -119,10 +134,11 @@ class FastRun:
                     first_drop = pos
                     skipped = skipped_bytes = cut = 0
                     while pos <= fits:
-                        incl, orig, eth, vihl, frag, proto, first = drop_head(work, pos)
+                        sec, incl, orig, eth, vihl, frag, proto, first = drop_head(work, pos)
                         end = pos + incl + RECORD_HEADER_LEN
                         if not (
-                            eth == ipv4
+                            sec < until_sec
+                            and eth == ipv4
                             and vihl == 0x45
                             and proto == 17
                             and 42 < incl <= MAX_RECORD
@@ -153,13 +169,20 @@ class FastRun:
                     end = p + incl
                     if end > n:
                         break
+                    ts_ns = sec * 1_000_000_000 + frac * scale
+                    if until is not None and ts_ns > until:
+                        self.rest = (bytes(work[pos:n]), offset + pos)
+                        return
                     number += 1
                     if incl < orig:
                         stats.cut_frames += 1
+                    fast = eth == ipv4 and incl > 42 and vihl == 0x45 and proto == 17 and not frag & frag_mask
+                    if fast and not interesting[first]:  # in the second ``until`` falls in
+                        run.count(work, pos, pos, 1, incl, 0)
+                        pos = end
+                        continue
                     pos = end
-                    ts_ns = sec * 1_000_000_000 + frac * scale
-                    if procs:  # (a record the drop test drops went the hot way)
-                        fast = eth == ipv4 and incl > 42 and vihl == 0x45 and proto == 17 and not frag & frag_mask
+                    if procs:
                         plain = fast and sip_first[first] and sport not in tunnel_ports and dport not in tunnel_ports
                         if plain and not owns_frame(number, mine, procs):
                             if not mine:  # counted as a frame here, by reason by its owner

@@ -1,0 +1,108 @@
+"""Several captures read as one: files in turn through the fused loop where that is the
+merged order, merged frame by frame from where it is not; always what a merge of every
+frame gives (mergecap's order and numbering)."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+from analyzer.capture.pcap import PcapRecords
+from analyzer.reader import MergedReader
+
+PUBLIC = Path(__file__).resolve().parents[2] / "shared" / "pcaps"
+SOURCE = PUBLIC / "heplify" / "rtp_rtcp_sip_ipv4_udp.pcap"  # 4,269 frames: RTP, RTCP and 14 SIP messages
+
+
+def _records(path: Path) -> tuple[bytes, list[bytes]]:
+    data = path.read_bytes()
+    out, pos = [], 24
+    while pos + 16 <= len(data):
+        incl = struct.unpack_from("<I", data, pos + 8)[0]
+        out.append(data[pos : pos + 16 + incl])
+        pos += 16 + incl
+    return data[:24], out
+
+
+def _write(path: Path, head: bytes, records: list[bytes], cut: int = 0) -> str:
+    data = head + b"".join(records)
+    path.write_bytes(data[: len(data) - cut])
+    return str(path)
+
+
+def _cases(tmp: Path) -> dict[str, list[str]]:
+    """The records of one real capture split into files in several ways."""
+    head, r = _records(SOURCE)
+    q = len(r) // 4
+    return {
+        "rotated": [_write(tmp / f"rot{i}.pcap", head, r[i * q : (i + 1) * q if i < 3 else None]) for i in range(4)],
+        "names against time": [_write(tmp / f"rev{9 - i}.pcap", head, r[i * q : (i + 1) * q]) for i in range(3)][::-1],
+        "alternate frames": [_write(tmp / "alt0.pcap", head, r[0::2]), _write(tmp / "alt1.pcap", head, r[1::2])],
+        "runs on into the next": [
+            _write(tmp / "tail0.pcap", head, r[:q] + r[q + 50 : q + 100]),
+            _write(tmp / "tail1.pcap", head, r[q : q + 50] + r[q + 100 :]),
+        ],
+        "clock goes back": [
+            _write(tmp / "back0.pcap", head, r[:q] + r[2 * q :]),
+            _write(tmp / "back1.pcap", head, r[q : 2 * q]),
+        ],
+        "two capture points": [_write(tmp / "p0.pcap", head, r), _write(tmp / "p1.pcap", head, r)],
+        "empty and cut": [
+            _write(tmp / "e0.pcap", head, r[:q]),
+            _write(tmp / "e1.pcap", head, []),
+            _write(tmp / "e2.pcap", head, r[q : 2 * q], cut=37),
+            _write(tmp / "e3.pcap", head, r[2 * q :]),
+        ],
+    }
+
+
+EXPECTED = {  # (messages, frames, copies left out)
+    "rotated": (14, 4269, 0),
+    "names against time": (14, 3201, 0),  # three quarters
+    "alternate frames": (14, 4269, 0),
+    "runs on into the next": (14, 4269, 0),
+    "clock goes back": (14, 4269, 0),
+    "two capture points": (14, 8538, 14),
+    "empty and cut": (14, 4268, 0),  # the last record of the third file is cut
+}
+
+
+def _read(paths: list[str]) -> tuple[object, ...]:
+    reader = MergedReader(paths).open()
+    messages = [(m.origin, m.raw, m.defects) for m in reader]
+    stats = reader.decoder.sync_stats()
+    return messages, stats, reader.frames_read, reader.dedup.copies, [c.warning for c in reader.captures]
+
+
+@pytest.mark.parametrize("case", list(EXPECTED))
+def test_files_in_turn_give_what_the_merge_gives(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = _cases(tmp_path)[case]
+    fast = _read(paths)
+    monkeypatch.setattr(PcapRecords, "first_time", lambda self: None)  # every frame through the merge
+    merged = _read(paths)
+    assert fast == merged
+    messages, _, frames, copies, warnings = fast
+    assert (len(messages), frames, copies) == EXPECTED[case]
+    if case == "empty and cut":
+        assert warnings[2] == "last record cut short at byte 232697 (193 bytes left over)"
+
+
+def test_rotated_files_go_through_the_fused_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    merged_from: list[int] = []
+    original = MergedReader._merged
+
+    def spy(self: MergedReader, frames: list, before: int):  # type: ignore[no-untyped-def,type-arg]
+        merged_from.append(before)
+        return original(self, frames, before)
+
+    monkeypatch.setattr(MergedReader, "_merged", spy)
+    cases = _cases(tmp_path)
+    for case in ("rotated", "names against time", "empty and cut"):
+        _read(cases[case])
+    assert merged_from == []
+    _read(cases["runs on into the next"])
+    _read(cases["alternate frames"])
+    q = 4269 // 4
+    assert merged_from == [q, 1]  # merged after the first file's records up to the second's start
