@@ -159,7 +159,10 @@ def main() -> None:
 )
 @redact_option
 @limit_option
-@jobs_option("Processes (messages shared out by Call-ID, one for standard input or a small capture; same list as one).")
+@jobs_option(
+    "Processes at most (SIP datagrams shared out by frame; one for standard input, for other than a classic "
+    "Ethernet pcap, for a small capture or one with little SIP; same list as one)."
+)
 @quiet_on_closed_pipe
 def messages(
     capture: str,
@@ -270,8 +273,9 @@ def filter_options(f: Callable[..., None]) -> Callable[..., None]:
     help="With --engine tshark: TLS key log (SSLKEYLOGFILE format) to decrypt SIP over TLS.",
 )
 @jobs_option(
-    "Processes for the local engine (calls shared out by Call-ID; same result as one). "
-    "With --report, one: the report needs every message in one process."
+    "Processes at most for the local engine (calls shared out by Call-ID; one for standard input, a small "
+    "capture or one with little SIP; same result as one). With --report, one: the report needs every "
+    "message in one process."
 )
 @click.option(
     "--max-open",

@@ -41,6 +41,7 @@ def test_the_collector_is_back_on_after_a_run() -> None:
 def test_several_processes_give_the_same_analysis(monkeypatch: pytest.MonkeyPatch, jobs: int) -> None:
     """Process 0 reads and hands the others their messages (and the ICMP errors: rule_timeout)."""
     monkeypatch.setattr(shards, "MIN_BYTES_PER_JOB", 1)
+    monkeypatch.setattr(shards, "MIN_SIP_PER_JOB", 0)
     captures = [SAMPLES / "rule_forking.pcap", SAMPLES / "rule_auth_loop.pcap", SAMPLES / "rule_proxy_remap.pcap"]
     captures += [SAMPLES / "tcp_large_invite.pcap", SAMPLES / "udp_fragmented.pcap", SAMPLES / "rule_timeout.pcap"]
     captures += [PUBLIC / "goffinet-sip_captures" / "Forensic_challenge_4.pcap"]
@@ -53,6 +54,7 @@ def test_several_processes_give_the_same_analysis(monkeypatch: pytest.MonkeyPatc
 
 def test_several_processes_on_several_files(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shards, "MIN_BYTES_PER_JOB", 1)
+    monkeypatch.setattr(shards, "MIN_SIP_PER_JOB", 0)
     captures = [SAMPLES / "rule_timeout.pcap", SAMPLES / "rule_forking.pcap", SAMPLES / "udp_call.pcap"]
     one = analyze(captures, keep_messages=False)
     two = analyze(captures, keep_messages=False, jobs=2)

@@ -23,6 +23,7 @@ def _listed(path: Path, jobs: int) -> tuple[list[Row], MessageRows]:
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
 def test_three_processes_list_what_one_lists(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shards, "MIN_BYTES_PER_JOB", 1)
+    monkeypatch.setattr(shards, "MIN_SIP_PER_JOB", 0)
     one, single = _listed(path, 1)
     three, several = _listed(path, 3)
     assert three == one
@@ -32,6 +33,7 @@ def test_three_processes_list_what_one_lists(path: Path, monkeypatch: pytest.Mon
 
 def test_only_a_classic_pcap_of_ethernet_is_shared_out(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shards, "MIN_BYTES_PER_JOB", 1)
+    monkeypatch.setattr(shards, "MIN_SIP_PER_JOB", 0)
     samples = ROOT / "sample_pcaps"
     processes = [
         MessageRows(samples / name, MESSAGE_COLUMNS, jobs=3).processes()
@@ -42,6 +44,7 @@ def test_only_a_classic_pcap_of_ethernet_is_shared_out(monkeypatch: pytest.Monke
 
 def test_a_cut_capture_is_listed_and_reported_alike(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shards, "MIN_BYTES_PER_JOB", 1)
+    monkeypatch.setattr(shards, "MIN_SIP_PER_JOB", 0)
     data = (ROOT / "sample_pcaps" / "tcp_large_invite.pcap").read_bytes()
     cut = tmp_path / "cut.pcap"
     cut.write_bytes(data[: len(data) * 2 // 3])

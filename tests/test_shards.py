@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analyzer.shards import first_share, jobs_for, owner, shard_of, takes
+from analyzer.shards import first_share, jobs_for, owner, shard_of, sip_messages_guess, takes
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_pcaps"
 CALL_IDS = ("", "1-12985@127.0.0.80", "a84b4c76e66710")
@@ -35,3 +35,17 @@ def test_a_process_parses_its_share_and_what_has_no_start_line() -> None:
         True,
     ]
     assert second(b"not SIP at all") is True  # parsing says what it is
+
+
+def test_jobs_follow_how_dense_the_sip_is(tmp_path: Path) -> None:
+    """SIP/2.0 twice a message (start line, Via) in the first bytes, scaled to the whole size."""
+    rtp = tmp_path / "rtp.pcap"
+    rtp.write_bytes(b"\x80" * (9 << 20))
+    sip = tmp_path / "sip.pcap"
+    sip.write_bytes((b"INVITE sip:a SIP/2.0\r\nVia: SIP/2.0/UDP x\r\n\r\n" + b"\x80" * 400) * 40_000)
+    assert sip_messages_guess(str(rtp), 9 << 20) == 0
+    assert sip_messages_guess(str(sip), sip.stat().st_size) == 40_001  # the sample ends inside a message
+    assert (jobs_for([str(rtp)], 8), jobs_for([str(sip)], 8), jobs_for([str(sip)], 2)) == (1, 2, 2)
+    gz = tmp_path / "sip.pcap.gz"
+    gz.write_bytes(b"\x1f\x8b" + b"\x00" * (17 << 20))
+    assert (sip_messages_guess(str(gz), 17 << 20), jobs_for([str(gz)], 8)) == (None, 2)  # by its size
