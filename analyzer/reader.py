@@ -9,7 +9,7 @@ from pathlib import Path
 
 from analyzer.capture.pcap import PcapRecords
 from analyzer.capture.pcapng import PcapngBlocks
-from analyzer.capture.source import Guarded, open_stream, read_frames
+from analyzer.capture.source import GZIP_ERRORS, Guarded, open_stream, read_frames
 from analyzer.capture.stats import CaptureStats, RawFrame
 from analyzer.correlate.dedup import Dedup
 from analyzer.decode.fastpcap import ETHERNET, FastPcapngRun, FastRun
@@ -144,39 +144,45 @@ class MergedReader:
     def __iter__(self) -> Iterator[SipMessage]:
         frames = self.open()._frames
         assert frames is not None
-        pcaps = [_ethernet_pcap(f) for f in frames]
-        firsts = [p.first_time() if p is not None else None for p in pcaps]
+        sources = [_fast_source(f) for f in frames]
         try:
+            firsts = [_first_time(s) for s in sources]
             if all(t is not None for t in firsts):
-                yield from self._in_turn(pcaps, firsts)  # type: ignore[arg-type]  # none is None
+                yield from self._in_turn(sources, firsts)  # type: ignore[arg-type]  # none is None
             else:
                 yield from self._merged(list(enumerate(frames)), 0)
         finally:
             self._stack.close()
 
-    def _in_turn(self, pcaps: list[PcapRecords], firsts: list[int]) -> Iterator[SipMessage]:
-        """Classic pcaps of Ethernet frames, one after another in the order of their first
-        records (the fused loop, :class:`FastRun`), as long as that is the merged order: a file
-        is read until a record later than the next file's first. If one comes, the files
-        are merged from there on (captures of several points, a clock that went back)."""
+    def _in_turn(self, sources: list[PcapRecords | PcapngBlocks], firsts: list[int]) -> Iterator[SipMessage]:
+        """The files one after another in the order of their first frames, each through its
+        fused loop (:class:`FastRun`, :class:`FastPcapngRun`), as long as that is the merged
+        order: a file is read until a frame later than the next file's first. If one comes,
+        the files are merged from there on (captures of several points, a clock that went back)."""
         assert self._frames is not None
-        order = sorted(range(len(pcaps)), key=lambda k: (firsts[k], k))
+        order = sorted(range(len(sources)), key=lambda k: (firsts[k], k))
         number = 0
+        copy = self.dedup.copy
         for i, k in enumerate(order):
             until = None
             if i + 1 < len(order):
                 j = order[i + 1]
                 until = firsts[j] if k < j else firsts[j] - 1  # a tie goes to the earlier file
-            run = FastRun(pcaps[k], self.decoder, number + 1, until_ns=until)
+            source = sources[k]
+            run = (
+                FastRun(source, self.decoder, number + 1, until_ns=until)
+                if isinstance(source, PcapRecords)
+                else FastPcapngRun(source, self.decoder, number + 1, until_ns=until)
+            )
             run.progress = self.progress
-            copy = self.dedup.copy
             for msg in run:
                 if not copy(msg, k):
                     yield msg
             number += run.frames
-            if run.rest is not None:
-                rest = Guarded(pcaps[k].resume(*run.rest), self.captures[k])
-                yield from self._merged([(k, rest), *((m, self._frames[m]) for m in order[i + 1 :])], number)
+            rest = run.rest_frames()
+            if rest is not None:
+                later = [(k, Guarded(rest, self.captures[k])), *((m, self._frames[m]) for m in order[i + 1 :])]
+                yield from self._merged(later, number)
                 return
         self.frames_read = number
 
@@ -201,6 +207,23 @@ def _ethernet_pcap(frames: Iterator[RawFrame]) -> PcapRecords | None:
     """The records under ``frames`` when they are a classic pcap of Ethernet frames."""
     source = frames.source if isinstance(frames, Guarded) else None
     return source if isinstance(source, PcapRecords) and source.linktype == ETHERNET else None
+
+
+def _first_time(source: PcapRecords | PcapngBlocks | None) -> int | None:
+    """The time of a file's first frame, read ahead; None when it cannot be told (then every
+    file is merged frame by frame, and a damaged stream is a warning there)."""
+    if source is None:
+        return None
+    try:
+        return source.first_time()
+    except GZIP_ERRORS:
+        return None
+
+
+def _fast_source(frames: Iterator[RawFrame]) -> PcapRecords | PcapngBlocks | None:
+    """What a fused loop reads under ``frames``: a classic pcap of Ethernet frames, or pcapng."""
+    source = frames.source if isinstance(frames, Guarded) else None
+    return source if isinstance(source, PcapngBlocks) else _ethernet_pcap(frames)
 
 
 def _tag(point: int, frames: Iterator[RawFrame]) -> Iterator[tuple[int, int, RawFrame]]:

@@ -5,11 +5,13 @@ frame gives (mergecap's order and numbering)."""
 from __future__ import annotations
 
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from analyzer.capture.pcap import PcapRecords
+from analyzer.capture.pcapng import PcapngBlocks
 from analyzer.reader import MergedReader
 
 PUBLIC = Path(__file__).resolve().parents[2] / "shared" / "pcaps"
@@ -80,13 +82,44 @@ def _read(paths: list[str]) -> tuple[object, ...]:
 def test_files_in_turn_give_what_the_merge_gives(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     paths = _cases(tmp_path)[case]
     fast = _read(paths)
-    monkeypatch.setattr(PcapRecords, "first_time", lambda self: None)  # every frame through the merge
+    _merge_every_frame(monkeypatch)
     merged = _read(paths)
     assert fast == merged
     messages, _, frames, copies, warnings = fast
     assert (len(messages), frames, copies) == EXPECTED[case]
     if case == "empty and cut":
         assert warnings[2] == "last record cut short at byte 232697 (193 bytes left over)"
+
+
+def _merge_every_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(PcapRecords, "first_time", lambda self: None)
+    monkeypatch.setattr(PcapngBlocks, "first_time", lambda self: None)
+
+
+def _as_pcapng(paths: list[str], every: int = 1) -> list[str]:
+    """Every ``every``-th file rewritten as pcapng by editcap (dumpcap's ring buffers are pcapng)."""
+    out = []
+    for i, path in enumerate(paths):
+        if i % every:
+            out.append(path)
+            continue
+        ng = path.replace(".pcap", ".pcapng")
+        subprocess.run(["editcap", "-F", "pcapng", path, ng], check=True, timeout=60)
+        out.append(ng)
+    return out
+
+
+@pytest.mark.tools
+@pytest.mark.parametrize("every", [1, 2], ids=["pcapng", "pcap and pcapng"])
+@pytest.mark.parametrize("case", list(EXPECTED))
+def test_pcapng_files_in_turn_give_what_the_merge_gives(
+    case: str, every: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = _as_pcapng(_cases(tmp_path)[case], every)
+    fast = _read(paths)
+    _merge_every_frame(monkeypatch)
+    assert fast == _read(paths)
+    assert (len(fast[0]), fast[2], fast[3]) == EXPECTED[case]
 
 
 def test_rotated_files_go_through_the_fused_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

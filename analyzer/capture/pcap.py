@@ -10,7 +10,7 @@ import struct
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from analyzer.capture.stats import CaptureStats, RawFrame
+from analyzer.capture.stats import NO_RECORD, CaptureStats, RawFrame
 from analyzer.errors import CaptureFormatError
 
 MAGICS: dict[bytes, tuple[str, int]] = {
@@ -24,8 +24,6 @@ RECORD_HEADER_LEN = 16
 CHUNK = 1 << 20
 # A record larger than this is a lying length field, not a packet (Wireshark's limit).
 MAX_RECORD = 262_144 * 4
-NO_RECORD = 1 << 80
-"""The first time of a stream that has no record: later than any record's."""
 
 
 def read_pcap(stream: BinaryIO, head: bytes, stats: CaptureStats) -> Iterator[RawFrame]:

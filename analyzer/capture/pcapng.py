@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from analyzer.capture.stats import CaptureStats, RawFrame
+from analyzer.capture.stats import NO_RECORD, CaptureStats, RawFrame
 from analyzer.errors import CaptureFormatError
 
 SHB = 0x0A0D0D0A
@@ -43,6 +43,16 @@ class Interface:
         ns = ts * 1000000000 >> self.ts_shift if self.ts_shift else ts * self.ts_mul // self.ts_div
         return ns + self.ts_offset_ns
 
+    def last_ts(self, ns: int) -> int:
+        """The largest timestamp of this interface that is at most ``ns`` nanoseconds."""
+        ns -= self.ts_offset_ns
+        ts = (ns << self.ts_shift) // 1000000000 if self.ts_shift else ns * self.ts_div // self.ts_mul
+        while self.ns(ts + 1) <= ns + self.ts_offset_ns:
+            ts += 1
+        while self.ns(ts) > ns + self.ts_offset_ns:
+            ts -= 1
+        return ts
+
 
 def read_pcapng(stream: BinaryIO, head: bytes, stats: CaptureStats) -> PcapngBlocks:
     """Frames of a pcapng file whose first bytes ``head`` were already read."""
@@ -71,6 +81,8 @@ class PcapngBlocks:
         self.interfaces: list[Interface] = []
         self.first = True
         self._frames: Iterator[RawFrame] | None = None
+        self._ahead: RawFrame | _Done | None = None
+        """The first frame (or the end), read by :meth:`first_time` and not taken yet."""
 
     def _fill(self, need: int) -> bool:
         """Make ``need`` bytes available at ``pos``; False at end of file."""
@@ -92,12 +104,32 @@ class PcapngBlocks:
         return next(self._frames)
 
     def frames(self) -> Iterator[RawFrame]:
+        ahead = self.take_ahead()
+        if ahead is DONE:
+            return
+        if ahead is not None:
+            yield ahead  # type: ignore[misc]  # not DONE: a frame
         while True:
             got = self.step()
             if got is DONE:
                 return
             if got is not None:
                 yield got  # type: ignore[misc]  # not DONE: a frame
+
+    def first_time(self) -> int | None:
+        """Time of the first frame, in ns: its blocks are read, the frame is kept for whoever
+        reads on (:meth:`frames`, :meth:`take_ahead`); :data:`NO_RECORD` when there is none.
+        None once frames have been taken."""
+        if self._frames is not None or not self.first:
+            return None
+        while self._ahead is None:
+            self._ahead = self.step()
+        return NO_RECORD if self._ahead is DONE else self._ahead[0]  # type: ignore[index]  # a frame
+
+    def take_ahead(self) -> RawFrame | _Done | None:
+        """What :meth:`first_time` read ahead (a frame, or :data:`DONE`), once; None if nothing."""
+        ahead, self._ahead = self._ahead, None
+        return ahead
 
     def step(self) -> RawFrame | _Done | None:
         """Read one block: its frame, None for a block without one, :data:`DONE` at the end."""

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 RawFrame = tuple[int, int, bytes, int]
 """(timestamp in ns since the epoch, link type, captured bytes, original length)."""
 
+NO_RECORD = 1 << 80
+"""The first time of a capture that has no frame: later than any frame's."""
+
 
 @dataclass(slots=True)
 class CaptureStats:

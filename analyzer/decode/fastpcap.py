@@ -16,14 +16,15 @@ block to the reader's own :meth:`analyzer.capture.pcapng.PcapngBlocks.step`.
 
 from __future__ import annotations
 
+import itertools
 import struct
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from analyzer.capture.pcap import CHUNK, FILE_HEADER_LEN, MAX_RECORD, RECORD_HEADER_LEN, PcapRecords
-from analyzer.capture.pcapng import DONE, EPB, MAX_BLOCK, PcapngBlocks
+from analyzer.capture.pcapng import DONE, EPB, MAX_BLOCK, Interface, PcapngBlocks
 from analyzer.capture.source import GZIP_ERRORS
-from analyzer.capture.stats import CaptureStats
+from analyzer.capture.stats import CaptureStats, RawFrame
 from analyzer.decode.pipeline import SIP_FIRST, TUNNEL_PORTS, UDP_INTERESTING, Decoder
 from analyzer.sip.message import SipMessage
 
@@ -69,6 +70,10 @@ class FastRun:
     def __iter__(self) -> Iterator[SipMessage]:
         for _, out in self.by_frame():
             yield from out
+
+    def rest_frames(self) -> Iterator[RawFrame] | None:
+        """The frames from where ``until_ns`` stopped the run; None when it did not."""
+        return None if self.rest is None else self.records.resume(*self.rest)
 
     def by_frame(self) -> Iterator[tuple[int, list[SipMessage]]]:
         """The frames that completed messages: (frame number, its messages)."""
@@ -237,12 +242,20 @@ class FastPcapngRun:
     every other block is read by the stream's own :meth:`PcapngBlocks.step`, and its frame
     goes to :meth:`Decoder.feed` with the number the plain reader would give it."""
 
-    def __init__(self, blocks: PcapngBlocks, decoder: Decoder, first_frame: int) -> None:
+    def __init__(self, blocks: PcapngBlocks, decoder: Decoder, first_frame: int, until_ns: int | None = None) -> None:
         self.blocks = blocks
         self.decoder = decoder
         self.first_frame = first_frame
+        self.until_ns = until_ns
+        """Stop before the first frame later than this, as :class:`FastRun` does; that frame,
+        read already, is then :attr:`rest`."""
+        self.rest: RawFrame | None = None
         self.frames = 0
         self.progress: Callable[[int], None] | None = None
+
+    def rest_frames(self) -> Iterator[RawFrame] | None:
+        """The frames from where ``until_ns`` stopped the run; None when it did not."""
+        return None if self.rest is None else itertools.chain((self.rest,), self.blocks.frames())
 
     def __iter__(self) -> Iterator[SipMessage]:
         rd = self.blocks
@@ -255,60 +268,74 @@ class FastPcapngRun:
         head: Callable[..., tuple[Any, ...]] = struct.Struct("<I").unpack_from
         stamp: Callable[..., tuple[Any, ...]] = head
         ipv4 = frag_mask = 0
+        until = self.until_ns
+        latest: list[int] = []  # per interface, the last timestamp at most ``until``
+        latest_of: list[Interface] | None = None
+        ahead = rd.take_ahead()  # a frame first_time() read
         try:
             while True:
-                if rd.order != order:  # a new section may change it
-                    order = rd.order
-                    # Block type and length, the EPB's interface and lengths, then what the drop
-                    # test reads of the frame (as FastRun reads it), in one struct call. The
-                    # times of a run of dropped blocks are read only at its ends (``stamp``).
-                    head = struct.Struct(order + "III8xII12xHB5xHxB18xB").unpack_from
-                    stamp = struct.Struct(order + "8xIII").unpack_from
-                    ipv4, frag_mask = (0x0008, 0xFF3F) if order == "<" else (0x0800, 0x3FFF)
-                buf, pos, ifaces = rd.buf, rd.pos, rd.interfaces
-                last = len(buf) - _NG_HEAD_LEN  # a block from here on is left to step()
-                first_drop = pos
-                skipped = skipped_bytes = cut = 0
-                while pos <= last and not rd.first:
-                    btype, blen, ifid, caplen, origlen, eth, vihl, frag, proto, first = head(buf, pos)
-                    if not (
-                        btype == EPB
-                        and 32 <= blen <= MAX_BLOCK
-                        and not blen % 4
-                        and pos + blen <= len(buf)
-                        and ifid < len(ifaces)
-                        and 42 < caplen <= blen - 32
-                        and eth == ipv4
-                        and vihl == 0x45
-                        and proto == 17
-                        and not frag & frag_mask
-                        and not interesting[first]
-                        and ifaces[ifid].linktype == ETHERNET
-                    ):
+                if ahead is None:
+                    if rd.order != order:  # a new section may change it
+                        order = rd.order
+                        # Block type and length, the EPB's fields, then what the drop test reads
+                        # of the frame (as FastRun reads it), in one struct call. The times of a
+                        # run of dropped blocks are turned into ns only at its ends.
+                        head = struct.Struct(order + "IIIIIII12xHB5xHxB18xB").unpack_from
+                        stamp = struct.Struct(order + "8xIII").unpack_from
+                        ipv4, frag_mask = (0x0008, 0xFF3F) if order == "<" else (0x0800, 0x3FFF)
+                    buf, pos, ifaces = rd.buf, rd.pos, rd.interfaces
+                    if ifaces is not latest_of or len(latest) != len(ifaces):  # a new section or interface
+                        latest_of = ifaces
+                        latest = [_NEVER if until is None else i.last_ts(until) for i in ifaces]
+                    last = len(buf) - _NG_HEAD_LEN  # a block from here on is left to step()
+                    first_drop = pos
+                    skipped = skipped_bytes = cut = 0
+                    while pos <= last and not rd.first:
+                        btype, blen, ifid, hi, lo, caplen, origlen, eth, vihl, frag, proto, first = head(buf, pos)
+                        if not (
+                            btype == EPB
+                            and 32 <= blen <= MAX_BLOCK
+                            and not blen % 4
+                            and pos + blen <= len(buf)
+                            and ifid < len(ifaces)
+                            and 42 < caplen <= blen - 32
+                            and eth == ipv4
+                            and vihl == 0x45
+                            and proto == 17
+                            and not frag & frag_mask
+                            and not interesting[first]
+                            and ifaces[ifid].linktype == ETHERNET
+                            and (hi << 32 | lo) <= latest[ifid]
+                        ):
+                            break
+                        last_drop = pos
+                        pos += blen
+                        skipped += 1
+                        skipped_bytes += caplen
+                        cut += caplen < origlen
+                    rd.pos = pos
+                    if skipped:
+                        number += skipped
+                        stats.cut_frames += cut
+                        ifid, hi, lo = stamp(buf, first_drop)
+                        first_ns = ifaces[ifid].ns((hi << 32) | lo)
+                        ifid, hi, lo = stamp(buf, last_drop)
+                        skipped_fast(skipped, skipped_bytes, first_ns, ifaces[ifid].ns((hi << 32) | lo))
+                    try:
+                        got = rd.step()
+                    except GZIP_ERRORS as exc:
+                        stats.stop(f"compressed data is damaged or cut short ({exc})")
                         break
-                    last_drop = pos
-                    pos += blen
-                    skipped += 1
-                    skipped_bytes += caplen
-                    cut += caplen < origlen
-                rd.pos = pos
-                if skipped:
-                    number += skipped
-                    stats.cut_frames += cut
-                    ifid, hi, lo = stamp(buf, first_drop)
-                    first_ns = ifaces[ifid].ns((hi << 32) | lo)
-                    ifid, hi, lo = stamp(buf, last_drop)
-                    skipped_fast(skipped, skipped_bytes, first_ns, ifaces[ifid].ns((hi << 32) | lo))
-                try:
-                    got = rd.step()
-                except GZIP_ERRORS as exc:
-                    stats.stop(f"compressed data is damaged or cut short ({exc})")
-                    break
+                else:
+                    got, ahead = ahead, None
                 if got is DONE:
                     break
                 if got is None:
                     continue
                 ts_ns, linktype, data, _orig = got  # type: ignore[misc]  # not DONE: a frame
+                if until is not None and ts_ns > until:
+                    self.rest = got  # type: ignore[assignment]  # a frame
+                    break
                 number += 1
                 out = feed(number, ts_ns, linktype, data)
                 if out:
@@ -317,3 +344,7 @@ class FastPcapngRun:
                     self.progress(decoder.stats.bytes)
         finally:
             self.frames = number - self.first_frame + 1
+
+
+_NEVER = 1 << 80
+"""A timestamp later than any."""
