@@ -12,6 +12,10 @@ The record walk mirrors :func:`analyzer.capture.pcap._records` (same limits, sam
 warnings); the drop test mirrors the first lines of :meth:`Decoder.feed`. For pcapng,
 :class:`FastPcapngRun` drops Enhanced Packet Blocks the same way and leaves every other
 block to the reader's own :meth:`analyzer.capture.pcapng.PcapngBlocks.step`.
+
+Both can stop before the first frame later than a given time (``until_ns``) and hand over
+the rest of the file as plain frames (``rest_frames``): rotated files are read in turn this
+way, and merged frame by frame only from where they overlap (:class:`analyzer.reader.MergedReader`).
 """
 
 from __future__ import annotations
