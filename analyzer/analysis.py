@@ -16,7 +16,6 @@ from analyzer.diagnose.security import ReportNote, SecurityConfig, SecurityFindi
 from analyzer.diagnose.verdict import CallReport, diagnose
 from analyzer.errors import CaptureOpenError
 from analyzer.limits import DEFAULT_LIMITS, Limits
-from analyzer.parallel import Sharded
 from analyzer.reader import MergedReader, MessageReader
 from analyzer.shards import jobs_for, owner, takes
 from analyzer.sip.message import SipMessage
@@ -245,6 +244,8 @@ def _analyze_parallel(
     def work(shard: int, put: Callable[[CallReport], None], tick: Callable[[int], None]) -> tuple[int, _Part | None]:
         part = _analyze_part(paths, tick if shard == 0 else None, False, shard, shards, share, put, limits)
         return part.evicted, part if shard == 0 else None
+
+    from analyzer.parallel import Sharded  # multiprocessing: only for several processes
 
     run: Sharded[CallReport, tuple[int, _Part | None]] = Sharded(shards, work, _report_order, progress)
     for r in run:

@@ -18,7 +18,6 @@ from analyzer.capture.stats import CaptureStats
 from analyzer.decode.fastpcap import FastRun
 from analyzer.decode.pipeline import Decoder, DecodeStats, Malformed
 from analyzer.limits import DEFAULT_LIMITS, Limits
-from analyzer.parallel import Sharded
 from analyzer.reader import MessageReader
 from analyzer.report.columns import Column
 from analyzer.report.render import Row
@@ -73,6 +72,8 @@ class MessageRows:
                 yield [g(msg) for g in getters]
             return
         reader.close()  # each process opens the file for itself
+        from analyzer.parallel import Sharded  # multiprocessing: only for several processes
+
         run: Sharded[Keyed, _Share] = Sharded(shards, lambda k, put, _tick: self._share(k, shards, put), _key)
         for _, cells in run:
             yield cells
