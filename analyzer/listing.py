@@ -1,8 +1,9 @@
 """The rows of ``sipflow messages``: each SIP message's column values, in capture order.
 
-With ``jobs`` > 1, a classic pcap of Ethernet frames is listed by several processes
-(:class:`analyzer.parallel.Sharded`): each walks the whole file and decodes its share of
-the plain SIP datagrams (:class:`analyzer.decode.fastpcap.FastRun`); the first also decodes
+With ``jobs`` > 1, a classic pcap of Ethernet frames or a pcapng file is listed by several
+processes (:class:`analyzer.parallel.Sharded`): each walks the whole file and decodes its
+share of the plain SIP datagrams (:class:`analyzer.decode.fastpcap.FastRun`,
+:class:`~analyzer.decode.fastpcap.FastPcapngRun`); the first also decodes
 everything else (TCP, fragments, tunnels, HEP …). Rows come back keyed by frame and merged,
 and the decode stats are the first process's plus what the others counted by reason: the
 same rows and the same stats as with one process. Other inputs are read by one process.
@@ -14,8 +15,9 @@ import heapq
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from analyzer.capture.pcap import PcapRecords
 from analyzer.capture.stats import CaptureStats
-from analyzer.decode.fastpcap import FastRun
+from analyzer.decode.fastpcap import FastPcapngRun, FastRun
 from analyzer.decode.pipeline import Decoder, DecodeStats, Malformed
 from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.reader import MessageReader
@@ -57,10 +59,11 @@ class MessageRows:
         return self
 
     def processes(self) -> int:
-        """How many processes list this capture: several only for a large classic pcap of Ethernet."""
+        """How many processes list this capture: several only for a large pcapng or classic
+        pcap of Ethernet."""
         reader = self.open()._reader
         assert reader is not None
-        return 1 if reader.ethernet_pcap() is None else jobs_for([self.path], self.jobs)
+        return 1 if reader.fast_source() is None else jobs_for([self.path], self.jobs)
 
     def __iter__(self) -> Iterator[Row]:
         shards = self.processes()
@@ -84,7 +87,7 @@ class MessageRows:
     def _share(self, shard: int, shards: int, put: Callable[[Keyed], None]) -> _Share:
         """Process ``shard``'s rows, keyed; its stats and the capture's facts."""
         reader = MessageReader(self.path, decoder=Decoder(self.limits))
-        source = reader.ethernet_pcap()
+        source = reader.fast_source()
         assert source is not None
         decoder = reader.decoder
         getters = [c.get for c in self.columns]
@@ -94,7 +97,13 @@ class MessageRows:
                 put(((frame, i), [g(msg) for g in getters]))
 
         try:
-            for frame, out in FastRun(source, decoder, 1, (shard, shards)).by_frame():
+            share = (shard, shards)
+            run = (
+                FastRun(source, decoder, 1, share)
+                if isinstance(source, PcapRecords)
+                else FastPcapngRun(source, decoder, 1, share)
+            )
+            for frame, out in run.by_frame():
                 rows(frame, out)
             before_end = len(decoder.stats.malformed)
             if shard == 0:

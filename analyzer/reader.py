@@ -60,6 +60,13 @@ class MessageReader:
         assert frames is not None
         return _ethernet_pcap(frames)
 
+    def fast_source(self) -> PcapRecords | PcapngBlocks | None:
+        """What a fused loop reads (:mod:`analyzer.decode.fastpcap`): a classic pcap of
+        Ethernet frames, or pcapng; None for any other capture."""
+        frames = self.open()._frames
+        assert frames is not None
+        return _fast_source(frames)
+
     def close(self) -> None:
         """Close the file now (iterating to the end does it too)."""
         self._stack.close()

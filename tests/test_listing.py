@@ -12,7 +12,12 @@ from analyzer.report.columns import MESSAGE_COLUMNS
 from analyzer.report.render import Row
 
 ROOT = Path(__file__).resolve().parents[1]
-CAPTURES = sorted(ROOT.glob("sample_pcaps/*.pcap")) + sorted((ROOT.parent / "shared" / "pcaps").glob("*/*.pcap"))
+PUBLIC = ROOT.parent / "shared" / "pcaps"
+CAPTURES = [
+    *sorted(ROOT.glob("sample_pcaps/*.pcap*")),
+    *sorted(PUBLIC.glob("*/*.pcap")),
+    *sorted(PUBLIC.glob("*/*.pcapng")),
+]
 
 
 def _listed(path: Path, jobs: int) -> tuple[list[Row], MessageRows]:
@@ -31,7 +36,7 @@ def test_three_processes_list_what_one_lists(path: Path, monkeypatch: pytest.Mon
     assert several.capture == single.capture
 
 
-def test_only_a_classic_pcap_of_ethernet_is_shared_out(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_only_pcapng_and_a_classic_pcap_of_ethernet_are_shared_out(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shards, "MIN_BYTES_PER_JOB", 1)
     monkeypatch.setattr(shards, "MIN_SIP_PER_JOB", 0)
     samples = ROOT / "sample_pcaps"
@@ -39,7 +44,7 @@ def test_only_a_classic_pcap_of_ethernet_is_shared_out(monkeypatch: pytest.Monke
         MessageRows(samples / name, MESSAGE_COLUMNS, jobs=3).processes()
         for name in ("udp_call.pcap", "multi_if.pcapng", "sll_call.pcap", "udp_call.pcap.gz")
     ]
-    assert processes == [3, 1, 1, 3]
+    assert processes == [3, 3, 1, 3]
 
 
 def test_a_cut_capture_is_listed_and_reported_alike(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -234,6 +234,28 @@ class _Dropped:
             self.decoder.skipped_fast(frames, nbytes, first_ns, sec * 1_000_000_000 + frac * self.scale)
 
 
+_PLAIN_HEAD = struct.Struct("!12xHB5xHxB10xHH4xB").unpack_from
+"""What :func:`plain_sip` reads of an Ethernet frame, as FastRun's ``head`` reads it."""
+
+
+def plain_sip(frame: bytes) -> bool:
+    """Whether an Ethernet frame is a plain SIP datagram, as :class:`FastRun` tells them
+    apart for ``share``: IPv4 without options, UDP, not a fragment, a payload that starts with
+    a letter, no tunnel port."""
+    if len(frame) <= 42:
+        return False
+    eth, vihl, frag, proto, sport, dport, first = _PLAIN_HEAD(frame)
+    return (
+        eth == 0x0800
+        and vihl == 0x45
+        and proto == 17
+        and not frag & 0x3FFF
+        and bool(SIP_FIRST[first])
+        and sport not in TUNNEL_PORTS
+        and dport not in TUNNEL_PORTS
+    )
+
+
 def owns_frame(number: int, process: int, processes: int) -> bool:
     """Whether process ``process`` of ``processes`` decodes plain SIP datagram ``number``
     (runs of 16 frames in turn)."""
@@ -246,10 +268,19 @@ class FastPcapngRun:
     every other block is read by the stream's own :meth:`PcapngBlocks.step`, and its frame
     goes to :meth:`Decoder.feed` with the number the plain reader would give it."""
 
-    def __init__(self, blocks: PcapngBlocks, decoder: Decoder, first_frame: int, until_ns: int | None = None) -> None:
+    def __init__(
+        self,
+        blocks: PcapngBlocks,
+        decoder: Decoder,
+        first_frame: int,
+        share: tuple[int, int] | None = None,
+        until_ns: int | None = None,
+    ) -> None:
         self.blocks = blocks
         self.decoder = decoder
         self.first_frame = first_frame
+        self.share = share
+        """(k, n): this process is k of n that list the capture together, as for :class:`FastRun`."""
         self.until_ns = until_ns
         """Stop before the first frame later than this, as :class:`FastRun` does; that frame,
         read already, is then :attr:`rest`."""
@@ -262,11 +293,17 @@ class FastPcapngRun:
         return None if self.rest is None else itertools.chain((self.rest,), self.blocks.frames())
 
     def __iter__(self) -> Iterator[SipMessage]:
+        for _, out in self.by_frame():
+            yield from out
+
+    def by_frame(self) -> Iterator[tuple[int, list[SipMessage]]]:
+        """The frames that completed messages: (frame number, its messages)."""
         rd = self.blocks
         stats = rd.stats
         decoder = self.decoder
         feed, skipped_fast = decoder.feed, decoder.skipped_fast
         interesting = UDP_INTERESTING
+        mine, procs = self.share if self.share is not None else (0, 0)
         number = self.first_frame - 1
         order = ""
         head: Callable[..., tuple[Any, ...]] = struct.Struct("<I").unpack_from
@@ -321,6 +358,7 @@ class FastPcapngRun:
                     if skipped:
                         number += skipped
                         stats.cut_frames += cut
+                    if skipped and not mine:  # (process 0 counts them when several share the file)
                         ifid, hi, lo = stamp(buf, first_drop)
                         first_ns = ifaces[ifid].ns((hi << 32) | lo)
                         ifid, hi, lo = stamp(buf, last_drop)
@@ -341,9 +379,17 @@ class FastPcapngRun:
                     self.rest = got  # type: ignore[assignment]  # a frame
                     break
                 number += 1
+                if procs:
+                    plain = linktype == ETHERNET and plain_sip(data)
+                    if plain and not owns_frame(number, mine, procs):
+                        if not mine:  # counted as a frame here, by reason by its owner
+                            decoder.counted_elsewhere(len(data), ts_ns)
+                        continue
+                    if mine and not plain:
+                        continue  # process 0's
                 out = feed(number, ts_ns, linktype, data)
                 if out:
-                    yield from out
+                    yield number, out
                 if self.progress is not None and not number & 0x1FFF:
                     self.progress(decoder.stats.bytes)
         finally:
