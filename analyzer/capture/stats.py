@@ -8,7 +8,8 @@ RawFrame = tuple[int, int, bytes, int]
 """(timestamp in ns since the epoch, link type, captured bytes, original length)."""
 
 NO_RECORD = 1 << 80
-"""The first time of a capture that has no frame: later than any frame's."""
+"""A time later than any frame's (in ns, or in any interface's units): the first time of a
+capture that has no frame."""
 
 
 @dataclass(slots=True)

@@ -28,7 +28,7 @@ from typing import Any
 from analyzer.capture.pcap import CHUNK, FILE_HEADER_LEN, MAX_RECORD, RECORD_HEADER_LEN, PcapRecords
 from analyzer.capture.pcapng import DONE, EPB, MAX_BLOCK, Interface, PcapngBlocks
 from analyzer.capture.source import GZIP_ERRORS
-from analyzer.capture.stats import CaptureStats, RawFrame
+from analyzer.capture.stats import NO_RECORD, CaptureStats, RawFrame
 from analyzer.decode.pipeline import SIP_FIRST, TUNNEL_PORTS, UDP_INTERESTING, Decoder
 from analyzer.sip.message import SipMessage
 
@@ -327,7 +327,7 @@ class FastPcapngRun:
                     buf, pos, ifaces = rd.buf, rd.pos, rd.interfaces
                     if ifaces is not latest_of or len(latest) != len(ifaces):  # a new section or interface
                         latest_of = ifaces
-                        latest = [_NEVER if until is None else i.last_ts(until) for i in ifaces]
+                        latest = [NO_RECORD if until is None else i.last_ts(until) for i in ifaces]
                     last = len(buf) - _NG_HEAD_LEN  # a block from here on is left to step()
                     first_drop = pos
                     skipped = skipped_bytes = cut = 0
@@ -395,6 +395,3 @@ class FastPcapngRun:
         finally:
             self.frames = number - self.first_frame + 1
 
-
-_NEVER = 1 << 80
-"""A timestamp later than any."""
