@@ -394,4 +394,3 @@ class FastPcapngRun:
                     self.progress(decoder.stats.bytes)
         finally:
             self.frames = number - self.first_frame + 1
-
