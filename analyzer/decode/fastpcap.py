@@ -234,6 +234,14 @@ class _Dropped:
             self.decoder.skipped_fast(frames, nbytes, first_ns, sec * 1_000_000_000 + frac * self.scale)
 
 
+def _latest(iface: Interface, until_ns: int | None) -> int:
+    """The last timestamp of ``iface`` whose frames FastPcapngRun may drop in bulk: none (-1)
+    for an interface that is not Ethernet, the last at most ``until_ns`` when it is set."""
+    if iface.linktype != ETHERNET:
+        return -1
+    return NO_RECORD if until_ns is None else iface.last_ts(until_ns)
+
+
 _PLAIN_HEAD = struct.Struct("!12xHB5xHxB10xHH4xB").unpack_from
 """What :func:`plain_sip` reads of an Ethernet frame, as FastRun's ``head`` reads it."""
 
@@ -327,8 +335,9 @@ class FastPcapngRun:
                     buf, pos, ifaces = rd.buf, rd.pos, rd.interfaces
                     if ifaces is not latest_of or len(latest) != len(ifaces):  # a new section or interface
                         latest_of = ifaces
-                        latest = [NO_RECORD if until is None else i.last_ts(until) for i in ifaces]
-                    last = len(buf) - _NG_HEAD_LEN  # a block from here on is left to step()
+                        latest = [_latest(i, until) for i in ifaces]
+                    nbuf, nif = len(buf), len(latest)
+                    last = nbuf - _NG_HEAD_LEN  # a block from here on is left to step()
                     first_drop = pos
                     skipped = skipped_bytes = cut = 0
                     while pos <= last and not rd.first:
@@ -337,15 +346,14 @@ class FastPcapngRun:
                             btype == EPB
                             and 32 <= blen <= MAX_BLOCK
                             and not blen % 4
-                            and pos + blen <= len(buf)
-                            and ifid < len(ifaces)
+                            and pos + blen <= nbuf
+                            and ifid < nif
                             and 42 < caplen <= blen - 32
                             and eth == ipv4
                             and vihl == 0x45
                             and proto == 17
                             and not frag & frag_mask
                             and not interesting[first]
-                            and ifaces[ifid].linktype == ETHERNET
                             and (hi << 32 | lo) <= latest[ifid]
                         ):
                             break
