@@ -115,6 +115,7 @@ class FastRun:
         # Records of a second before this one cannot be later than ``until``: the hot loop
         # compares seconds, the plain walk the exact time.
         until_sec = (1 << 62) if until is None else until // 1_000_000_000
+        header_len, max_record = RECORD_HEADER_LEN, MAX_RECORD  # locals: read on every record
         try:
             while True:
                 left = n - pos  # a record cut by the end of the last chunk: moved to the front
@@ -144,13 +145,13 @@ class FastRun:
                     skipped = skipped_bytes = cut = 0
                     while pos <= fits:
                         sec, incl, orig, eth, vihl, frag, proto, first = drop_head(work, pos)
-                        end = pos + incl + RECORD_HEADER_LEN
+                        end = pos + incl + header_len
                         if not (
                             sec < until_sec
                             and eth == ipv4
                             and vihl == 0x45
                             and proto == 17
-                            and 42 < incl <= MAX_RECORD
+                            and 42 < incl <= max_record
                             and end <= n
                             and not frag & frag_mask
                             and not interesting[first]
@@ -320,6 +321,7 @@ class FastPcapngRun:
         until = self.until_ns
         latest: list[int] = []  # per interface, the last timestamp at most ``until``
         latest_of: list[Interface] | None = None
+        epb, max_block = EPB, MAX_BLOCK  # locals: read on every block
         ahead = rd.take_ahead()  # a frame first_time() read
         try:
             while True:
@@ -343,8 +345,8 @@ class FastPcapngRun:
                     while pos <= last and not rd.first:
                         btype, blen, ifid, hi, lo, caplen, origlen, eth, vihl, frag, proto, first = head(buf, pos)
                         if not (
-                            btype == EPB
-                            and 32 <= blen <= MAX_BLOCK
+                            btype == epb
+                            and 32 <= blen <= max_block
                             and not blen % 4
                             and pos + blen <= nbuf
                             and ifid < nif
