@@ -142,7 +142,7 @@ class FastRun:
                     # A run of records the drop test drops: only counted (when they are this
                     # process's to count; process 0 counts them when several share the file).
                     first_drop = pos
-                    skipped = skipped_bytes = cut = 0
+                    skipped = cut = 0
                     while pos <= fits:
                         sec, incl, orig, eth, vihl, frag, proto, first = drop_head(work, pos)
                         end = pos + incl + header_len
@@ -159,12 +159,12 @@ class FastRun:
                             break
                         last_drop = pos
                         skipped += 1
-                        skipped_bytes += incl
                         cut += incl < orig
                         pos = end
                     if skipped:
                         number += skipped
-                        run.count(work, first_drop, last_drop, skipped, skipped_bytes, cut)
+                        captured = pos - first_drop - header_len * skipped  # the records lie end to end
+                        run.count(work, first_drop, last_drop, skipped, captured, cut)
                         continue
                     # Any other record: walked one at a time.
                     if pos <= fits:
