@@ -15,9 +15,8 @@ import heapq
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from analyzer.capture.pcap import PcapRecords
 from analyzer.capture.stats import CaptureStats
-from analyzer.decode.fastpcap import FastPcapngRun, FastRun
+from analyzer.decode.fastpcap import fast_run
 from analyzer.decode.pipeline import Decoder, DecodeStats, Malformed
 from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.reader import MessageReader
@@ -97,13 +96,7 @@ class MessageRows:
                 put(((frame, i), [g(msg) for g in getters]))
 
         try:
-            share = (shard, shards)
-            run = (
-                FastRun(source, decoder, 1, share)
-                if isinstance(source, PcapRecords)
-                else FastPcapngRun(source, decoder, 1, share)
-            )
-            for frame, out in run.by_frame():
+            for frame, out in fast_run(source, decoder, 1, share=(shard, shards)).by_frame():
                 rows(frame, out)
             before_end = len(decoder.stats.malformed)
             if shard == 0:

@@ -12,7 +12,7 @@ from analyzer.capture.pcapng import PcapngBlocks
 from analyzer.capture.source import GZIP_ERRORS, Guarded, open_stream, read_frames
 from analyzer.capture.stats import CaptureStats, RawFrame
 from analyzer.correlate.dedup import Dedup
-from analyzer.decode.fastpcap import ETHERNET, FastPcapngRun, FastRun
+from analyzer.decode.fastpcap import ETHERNET, FastPcapngRun, FastRun, fast_run
 from analyzer.decode.pipeline import Decoder
 from analyzer.sip.message import SipMessage
 
@@ -53,13 +53,6 @@ class MessageReader:
                 raise
         return self
 
-    def ethernet_pcap(self) -> PcapRecords | None:
-        """The records of a classic pcap of Ethernet frames, which the fused loop reads
-        (:mod:`analyzer.decode.fastpcap`); None for any other capture."""
-        frames = self.open()._frames
-        assert frames is not None
-        return _ethernet_pcap(frames)
-
     def fast_source(self) -> PcapRecords | PcapngBlocks | None:
         """What a fused loop reads (:mod:`analyzer.decode.fastpcap`): a classic pcap of
         Ethernet frames, or pcapng; None for any other capture."""
@@ -74,13 +67,9 @@ class MessageReader:
     def __iter__(self) -> Iterator[SipMessage]:
         frames = self.open()._frames
         assert frames is not None
-        source = self.ethernet_pcap()
+        source = _fast_source(frames)
         if source is not None:
-            yield from self._fast(FastRun(source, self.decoder, self.first_frame))
-            return
-        blocks = frames.source if isinstance(frames, Guarded) else None
-        if isinstance(blocks, PcapngBlocks):
-            yield from self._fast(FastPcapngRun(blocks, self.decoder, self.first_frame))
+            yield from self._fast(fast_run(source, self.decoder, self.first_frame))
             return
         feed = self.decoder.feed
         number = self.first_frame - 1
@@ -175,12 +164,7 @@ class MergedReader:
             if i + 1 < len(order):
                 j = order[i + 1]
                 until = firsts[j] if k < j else firsts[j] - 1  # a tie goes to the earlier file
-            source = sources[k]
-            run = (
-                FastRun(source, self.decoder, number + 1, until_ns=until)
-                if isinstance(source, PcapRecords)
-                else FastPcapngRun(source, self.decoder, number + 1, until_ns=until)
-            )
+            run = fast_run(sources[k], self.decoder, number + 1, until_ns=until)
             run.progress = self.progress
             for msg in run:
                 if not copy(msg, k):
@@ -210,12 +194,6 @@ class MergedReader:
         self.frames_read = number
 
 
-def _ethernet_pcap(frames: Iterator[RawFrame]) -> PcapRecords | None:
-    """The records under ``frames`` when they are a classic pcap of Ethernet frames."""
-    source = frames.source if isinstance(frames, Guarded) else None
-    return source if isinstance(source, PcapRecords) and source.linktype == ETHERNET else None
-
-
 def _first_time(source: PcapRecords | PcapngBlocks | None) -> int | None:
     """The time of a file's first frame, read ahead; None when it cannot be told (then every
     file is merged frame by frame, and a damaged stream is a warning there)."""
@@ -230,7 +208,9 @@ def _first_time(source: PcapRecords | PcapngBlocks | None) -> int | None:
 def _fast_source(frames: Iterator[RawFrame]) -> PcapRecords | PcapngBlocks | None:
     """What a fused loop reads under ``frames``: a classic pcap of Ethernet frames, or pcapng."""
     source = frames.source if isinstance(frames, Guarded) else None
-    return source if isinstance(source, PcapngBlocks) else _ethernet_pcap(frames)
+    if isinstance(source, PcapRecords):
+        return source if source.linktype == ETHERNET else None
+    return source if isinstance(source, PcapngBlocks) else None
 
 
 def _tag(point: int, frames: Iterator[RawFrame]) -> Iterator[tuple[int, int, RawFrame]]:

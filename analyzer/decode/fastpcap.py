@@ -404,3 +404,18 @@ class FastPcapngRun:
                     self.progress(decoder.stats.bytes)
         finally:
             self.frames = number - self.first_frame + 1
+
+
+def fast_run(
+    source: PcapRecords | PcapngBlocks,
+    decoder: Decoder,
+    first_frame: int,
+    *,
+    share: tuple[int, int] | None = None,
+    until_ns: int | None = None,
+) -> FastRun | FastPcapngRun:
+    """The fused loop for ``source``: :class:`FastRun` for a classic pcap of Ethernet frames,
+    :class:`FastPcapngRun` for pcapng."""
+    if isinstance(source, PcapRecords):
+        return FastRun(source, decoder, first_frame, share, until_ns)
+    return FastPcapngRun(source, decoder, first_frame, share, until_ns)
