@@ -188,6 +188,21 @@ class Headers:
         values = self._values(name)
         return values[0] if values else None
 
+    def first_line(self, name: str) -> bytes | None:
+        """The raw value of the first ``name`` header, blanks removed, when :meth:`get` would
+        give exactly its text: the header is on one line of ASCII and nothing has split the
+        block yet. None otherwise (absent, folded, not ASCII …): then ask :meth:`get`."""
+        if self._pairs is not None:
+            return None
+        data, start = self._data, self._start - 1
+        if start < 0 or data[start] != 0x0A:
+            return None
+        m = _lookup(name)[1].search(data, start, self._end)
+        if m is None or m.group(2):
+            return None
+        value: bytes = m.group(1).strip()
+        return value if value.isascii() else None
+
     def get_all(self, name: str) -> list[str]:
         return list(self._values(name))
 
