@@ -313,8 +313,10 @@ class _Run:
     def _watermark(self) -> int:
         """No conversation still to be reported starts before this: the open ones start later,
         and new ones start at the time reached (in a capture whose clock only goes forward)."""
-        open_starts = (c.start_ns for c in self.store.conversations.values())
-        return min(open_starts, default=self.last_ns) if self.store.conversations else self.last_ns
+        conversations = self.store.conversations
+        if not conversations:
+            return self.last_ns
+        return min([c.messages[0].origin.ts_ns for c in conversations.values()])  # start_ns: the store's have messages
 
     def _release(self, before_ns: int) -> None:
         pending, emit = self.pending, self.emit

@@ -11,15 +11,16 @@ CALL_IDS = ("", "1-12985@127.0.0.80", "a84b4c76e66710")
 
 
 def test_shards_are_stable_numbers() -> None:
-    # CRC-32 % 1024: slots 0, 304 and 718; of 4 processes the first takes slots 0-60, the others every third one after
-    assert [shard_of(cid, 4) for cid in CALL_IDS] == [0, 1, 1]
+    # CRC-32 % 1024: slots 0, 304 and 718; of 4 processes the first takes none, the others every third slot;
+    # of 2, the first takes slots 0-348
+    assert [shard_of(cid, 4) for cid in CALL_IDS] == [1, 2, 2]
     assert [shard_of(cid, 2) for cid in CALL_IDS] == [0, 0, 1]
     assert [shard_of(cid, 1) for cid in CALL_IDS] == [0, 0, 0]
 
 
 def test_the_first_process_takes_a_smaller_share() -> None:
-    """It also parses and watches every message: (4 + 78 - 25) / (58 + 78) with two processes."""
-    assert [round(first_share(n), 3) for n in (1, 2, 3, 4, 8)] == [1.0, 0.419, 0.186, 0.06, 0.0]
+    """It also parses and watches every message: (3 + 64 - 30.5) / (43 + 64) with two processes."""
+    assert [round(first_share(n), 3) for n in (1, 2, 3, 4, 8)] == [1.0, 0.341, 0.06, 0.0, 0.0]
 
 
 def test_jobs_follow_the_input_size() -> None:

@@ -143,7 +143,8 @@ class CallStore:
         after :data:`SETUP_IDLE_NS`; answered ones without a BYE after :data:`CALL_IDLE_NS`;
         and the oldest beyond ``max_open``.
         """
-        done = [k for k, c in self.conversations.items() if now_ns - c.last_ns >= _idle_limit(c)]
+        quiet = now_ns - LINGER_NS  # the shortest idle limit: nothing newer can be over
+        done = [k for k, c in self.conversations.items() if c.last_ns <= quiet and now_ns - c.last_ns >= _idle_limit(c)]
         out = [self.conversations.pop(k) for k in done]
         excess = len(self.conversations) - self.max_open
         if excess > 0:
