@@ -3,7 +3,8 @@
 Each process runs the same ``work`` with its own number. It hands over its items, already
 in order, and they come back here through a pipe, a batch at a time, to be merged by
 ``key`` (worked out by the process) as they arrive, so the first items are out before the
-last are made. Keys are unique across processes. What ``work``
+last are made; batches sent ahead of the merge wait here, pickled, so that no process waits
+for the others to catch up. Keys are unique across processes. What ``work``
 returns comes last, and is read once every item is out (:attr:`Sharded.ends`). A
 :class:`analyzer.errors.SipflowError` in a process is raised here; anything else is
 wrapped in one that names the process. Processes are forked: ``work`` need not pickle,
@@ -15,9 +16,11 @@ from __future__ import annotations
 import gc
 import heapq
 import multiprocessing
+import pickle
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from typing import Any, Generic, TypeVar
 
 from analyzer.errors import SipflowError
@@ -66,17 +69,12 @@ class Sharded(Generic[T, E]):
             ctx.Process(target=_run, args=(self.work, self.key, k, send, done), daemon=True)
             for k, (_, send) in enumerate(pipes)
         ]
-        ends: list[_End | None] = [None] * self.shards
         try:
             for proc in procs:
                 proc.start()
             for _, send in pipes:
                 send.close()  # the processes hold the sending ends now
-            streams = [self._received(recv, k, ends, done) for k, (recv, _) in enumerate(pipes)]
-            # The processes send (key, process, item): tuples compare in C, and never get as far
-            # as the items (no two processes send the same key with the same number).
-            for _, _, item in heapq.merge(*streams):
-                yield item
+            yield from self._merged([recv for recv, _ in pipes], done)
         finally:
             for proc in procs:
                 if proc.is_alive():
@@ -84,25 +82,104 @@ class Sharded(Generic[T, E]):
                 proc.join()
             for recv, _ in pipes:
                 recv.close()
+
+    def _merged(self, recvs: list[Connection], done: Any) -> Iterator[T]:
+        """The processes' items in key order. Whatever any process has sent is taken in as it
+        comes, still pickled, while the merge waits for another's next item: a process that
+        runs ahead (one that watches every message, then one that diagnoses more calls) is not
+        held back until the others catch up, up to :data:`AHEAD_BYTES` of batches waiting."""
+        inbox = [_Inbox(k, recv) for k, recv in enumerate(recvs)]
+        ends: list[_End | None] = [None] * len(recvs)
+        heads: list[tuple[Any, int, T]] = []
+        """The next item of each process that has one out (key, process, item): tuples compare
+        in C, and never as far as the items (no two processes send the same key)."""
+        waiting = list(inbox)  # processes without a head in ``heads``, their End not met
+        out = 0
+        while True:
+            for box in waiting[:]:
+                head = box.next_item()
+                if head is not None:
+                    heapq.heappush(heads, head)
+                    waiting.remove(box)
+                elif not box.open:
+                    waiting.remove(box)
+            if not waiting:
+                if not heads:
+                    break
+                _, shard, item = heapq.heappop(heads)
+                waiting.append(inbox[shard])
+                yield item
+                out += 1
+                if out % BATCH == 0:
+                    self._take_in(inbox, ends, done, 0)  # keep the processes going while busy here
+                continue
+            # Some process's next item has not come: take in what has, from every process
+            # not too far ahead, until it does.
+            self._take_in(inbox, ends, done, None)
         self.ends = [e.value for e in ends if e is not None]
 
-    def _received(
-        self, recv: Connection, shard: int, ends: list[_End | None], done: Any
-    ) -> Iterator[tuple[Any, int, T]]:
-        progress = self.progress if shard == 0 else None
+    def _take_in(self, inbox: list[_Inbox], ends: list[_End | None], done: Any, timeout: float | None) -> None:
+        """Receive what the processes have sent (waiting up to ``timeout`` for something)."""
+        ready = [b.recv for b in inbox if b.open and b.pending < AHEAD_BYTES]
+        got = wait(ready, timeout) if ready else []
+        for box in inbox:
+            if box.recv in got:
+                box.take(ends)
+        if got and self.progress is not None:
+            self.progress(done.value)
+
+
+AHEAD_BYTES = 64 << 20
+"""How much a process may send ahead of the merge (pickled), before it has to wait."""
+
+
+class _Inbox:
+    """What one process sent and the merge has not used yet: pickled batches, and the batch
+    being used."""
+
+    def __init__(self, shard: int, recv: Connection) -> None:
+        self.shard = shard
+        self.recv = recv
+        self.open = True
+        """Its End has not come."""
+        self.batches: deque[bytes] = deque()
+        self.pending = 0
+        """Bytes in :attr:`batches`."""
+        self.current: Iterator[Any] = iter(())
+
+    def take(self, ends: list[_End | None]) -> None:
+        """Receive one message (the process has sent one): a batch is kept pickled; the End
+        is read at once (an error raised)."""
+        try:
+            data = self.recv.recv_bytes()
+        except EOFError:
+            raise SipflowError(f"sipflow: worker {self.shard} ended without its results") from None
+        if data[:1] == _END_TAG:
+            end = pickle.loads(data[1:])
+            if end.error is not None:
+                raise end.error
+            ends[self.shard] = end
+            self.open = False
+            return
+        self.batches.append(data)
+        self.pending += len(data)
+
+    def next_item(self) -> Any:
+        """The next item, or None when none is here yet (or ever, once the End is in)."""
         while True:
-            try:
-                item = recv.recv()
-            except EOFError:
-                raise SipflowError(f"sipflow: worker {shard} ended without its results") from None
-            if isinstance(item, _End):
-                if item.error is not None:
-                    raise item.error
-                ends[shard] = item
-                return
-            if progress is not None:
-                progress(done.value)
-            yield from item
+            item = next(self.current, None)
+            if item is not None:
+                return item
+            if self.batches:
+                data = self.batches.popleft()
+                self.pending -= len(data)
+                self.current = iter(pickle.loads(data))
+                continue
+            return None
+
+
+_END_TAG = b"E"
+"""The first byte of a process's last message (a batch is a pickle: it starts with 0x80)."""
 
 
 def _run(work: Work[T, E], key: Callable[[T], Any], shard: int, send: Connection, done: Any) -> None:
@@ -112,7 +189,7 @@ def _run(work: Work[T, E], key: Callable[[T], Any], shard: int, send: Connection
     def put(item: T) -> None:
         batch.append((key(item), shard, item))
         if len(batch) >= BATCH:
-            send.send(batch)
+            send.send_bytes(pickle.dumps(batch, pickle.HIGHEST_PROTOCOL))
             batch.clear()
 
     def tick(nbytes: int) -> None:
@@ -121,10 +198,12 @@ def _run(work: Work[T, E], key: Callable[[T], Any], shard: int, send: Connection
     try:
         value = work(shard, put, tick)
         if batch:
-            send.send(batch)
-        send.send(_End(value))
+            send.send_bytes(pickle.dumps(batch, pickle.HIGHEST_PROTOCOL))
+        end = _End(value)
     except BaseException as exc:
         error = exc if isinstance(exc, SipflowError) else SipflowError(f"worker {shard}: {exc!r}")
-        send.send(_End(None, error))
+        end = _End(None, error)
+    try:
+        send.send_bytes(_END_TAG + pickle.dumps(end, pickle.HIGHEST_PROTOCOL))
     finally:
         send.close()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable
 
 import pytest
 
+from analyzer import parallel
 from analyzer.errors import CaptureOpenError, SipflowError
 from analyzer.parallel import BATCH, Sharded
 
@@ -41,3 +43,33 @@ def test_a_sipflow_error_in_a_process_is_raised_as_it_is() -> None:
 def test_any_other_error_names_the_process() -> None:
     with pytest.raises(SipflowError, match=r"worker 2: KeyError\('boom'\)"):
         list(Sharded(3, lambda k, put, tick: _fails(2 if k == 2 else 0, put, tick), lambda n: n))
+
+
+def test_a_process_may_run_ahead_of_the_merge() -> None:
+    """The second process sends all it has (far more than a pipe holds) before the first sends
+    anything, and the first waits for the second to end: the merge takes in what the second
+    sent while it waits for the first's first item, instead of holding the second back."""
+    second_done = multiprocessing.get_context("fork").Event()
+
+    def work(shard: int, put: Callable[[int], None], tick: Callable[[int], None]) -> int:
+        if shard == 1:
+            for n in range(1, 40 * BATCH, 2):
+                put(n)
+            second_done.set()
+            return 1
+        if not second_done.wait(30):
+            raise RuntimeError("the second process was held back")
+        for n in range(0, 40 * BATCH, 2):
+            put(n)
+        return 0
+
+    run: Sharded[int, int] = Sharded(2, work, lambda n: n)
+    assert list(run) == list(range(40 * BATCH))
+    assert run.ends == [0, 1]
+
+
+def test_a_process_too_far_ahead_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "AHEAD_BYTES", 1)  # no batch may wait: every process keeps pace
+    run: Sharded[int, str] = Sharded(2, _evens_and_odds, lambda n: n)
+    assert list(run) == list(range(3 * BATCH))
+    assert run.ends == ["shard 0", "shard 1"]
