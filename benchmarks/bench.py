@@ -2,8 +2,9 @@
 
 Each command runs in its own child process, fork()ed by a small launcher and reaped with
 ``os.wait4``, so the wall-clock time covers the whole run (interpreter start-up included) and
-the peak RSS is that child's own ``ru_maxrss``. The time shown is the best of ``--repeat``
-runs, the peak RSS the largest. Nothing here asserts anything: it prints figures.
+the peak RSS is that child's own ``ru_maxrss``. The tools are taken in turn, ``--repeat`` rounds;
+the time shown is each tool's best run (and the median), the peak RSS the largest. Nothing
+here asserts anything: it prints figures.
 
     .venv/bin/python benchmarks/bench.py [--captures FILE ...] [--repeat N] [--tools NAME ...]
 
@@ -24,6 +25,7 @@ import re
 import select
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,6 +87,8 @@ class Result:
     command: str
     runs: int = 0
     seconds: float = 0.0
+    """The best run's."""
+    median_seconds: float = 0.0
     cpu_seconds: float = 0.0
     maxrss_mib: float = 0.0
     found: str = ""
@@ -417,27 +421,41 @@ class Plan:
     check: bool
 
 
-def measure(tool: Tool, capture: Path, plan: Plan) -> Result:
-    argv = tool.command(capture)
-    result = Result(tool=tool.name, command=" ".join(argv))
-    runs: list[Run] = []
+def measure(tools: Sequence[Tool], capture: Path, plan: Plan) -> list[Result]:
+    """Time every tool on ``capture``, taking the tools in turn each round: the machine's speed
+    drifts over minutes, and a tool timed only in its own minutes would carry that drift into
+    every ratio."""
+    runs: dict[str, list[Run]] = {t.name: [] for t in tools}
+    errors: dict[str, str] = {}
     for _ in range(plan.repeat):
-        try:
-            run = run_once(argv, plan.timeout, tool.keep_stdout)
-        except (OSError, TimeoutError) as exc:
-            return replace(result, error=str(exc))
-        if run.exit_code != 0:
-            return replace(result, error=f"exit {run.exit_code}: {run.stderr_tail}")
-        runs.append(run)
-        # Best-of-N is against noise of a few tenths of a second; a run of minutes gains
-        # nothing from being repeated.
-        if run.seconds > plan.long_s:
-            break
+        for tool in tools:
+            done = runs[tool.name]
+            # Best-of-N is against noise of a few tenths of a second; a run of minutes gains
+            # nothing from being repeated.
+            if tool.name in errors or (done and done[-1].seconds > plan.long_s):
+                continue
+            try:
+                run = run_once(tool.command(capture), plan.timeout, tool.keep_stdout)
+            except (OSError, TimeoutError) as exc:
+                errors[tool.name] = str(exc)
+                continue
+            if run.exit_code != 0:
+                errors[tool.name] = f"exit {run.exit_code}: {run.stderr_tail}"
+                continue
+            done.append(run)
+    return [_result(t, capture, plan, runs[t.name], errors.get(t.name, "")) for t in tools]
+
+
+def _result(tool: Tool, capture: Path, plan: Plan, runs: list[Run], error: str) -> Result:
+    result = Result(tool=tool.name, command=" ".join(tool.command(capture)))
+    if error or not runs:
+        return replace(result, error=error or "not run")
     best = min(runs, key=lambda r: r.seconds)
     result = replace(
         result,
         runs=len(runs),
         seconds=best.seconds,
+        median_seconds=statistics.median(r.seconds for r in runs),
         cpu_seconds=best.cpu_seconds,
         maxrss_mib=max(r.maxrss_kib for r in runs) / 1024,
     )
@@ -472,6 +490,7 @@ def print_table(capture: Path, counts: Counts, results: list[Result]) -> None:
         "tool",
         "runs",
         "seconds",
+        "median",
         "packets/s",
         "SIP msg/s",
         "MB/s",
@@ -484,13 +503,14 @@ def print_table(capture: Path, counts: Counts, results: list[Result]) -> None:
     rows: list[tuple[str, ...]] = []
     for r in results:
         if r.error:
-            rows.append((r.tool, "", "failed", "", "", "", "", "", "", "", r.error[:60]))
+            rows.append((r.tool, "", "failed", "", "", "", "", "", "", "", "", r.error[:60]))
             continue
         rows.append(
             (
                 r.tool,
                 str(r.runs),
                 f"{r.seconds:.2f}",
+                f"{r.median_seconds:.2f}",
                 f"{counts.packets / r.seconds:,.0f}",
                 f"{counts.sip_messages / r.seconds:,.0f}",
                 f"{mb / r.seconds:.1f}",
@@ -598,8 +618,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for line in machine() + tool_versions():
         print(line)
     print(
-        f"best of {args.repeat} runs for time (1 run when it takes over {args.long:.0f} s), largest peak RSS;"
-        " MB = 10^6 bytes of capture file"
+        f"best (and median) of {args.repeat} runs for time, the tools taken in turn each round (1 run when it"
+        f" takes over {args.long:.0f} s), largest peak RSS; MB = 10^6 bytes of capture file"
     )
     print(f"RSS floor: {rss_floor_mib():.1f} MiB (what /bin/true shows when launched as the tools are)")
     for note in notes:
@@ -609,7 +629,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for capture in captures:
         counts = counts_for(capture)
         warm_page_cache(capture)
-        results = [measure(t, capture, plan) for t in tools]
+        results = measure(tools, capture, plan)
         print_table(capture, counts, results)
         print_targets(counts, results)
         for r in results:
