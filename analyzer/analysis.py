@@ -316,7 +316,7 @@ class _Run:
         conversations = self.store.conversations
         if not conversations:
             return self.last_ns
-        return min([c.messages[0].origin.ts_ns for c in conversations.values()])  # start_ns: the store's have messages
+        return min([c.start_ns for c in conversations.values()])
 
     def _release(self, before_ns: int) -> None:
         pending, emit = self.pending, self.emit

@@ -175,9 +175,6 @@ class Decoder:
         if 42 <= uend < end:
             end = uend
         payload = data[42:end]
-        owns = self.owns
-        if owns is not None and not owns(payload):
-            return self._skip("udp-not-sip")  # another process's: as _udp_sip would count it
         addr = self._addr
         src = addr.get(data[26:30]) or self._add_addr(data[26:30])
         dst = addr.get(data[30:34]) or self._add_addr(data[30:34])
