@@ -39,7 +39,42 @@ _NG_HEAD_LEN = 28 + 43
 """An Enhanced Packet Block's header and fields, and the same 43 bytes of its frame."""
 
 
-class FastRun:
+class _FusedRun:
+    """What both fused loops hold: where their frame numbers start, the share of the work
+    (``share``), where to stop (``until_ns``), and ``frames``, the frames read (once done)."""
+
+    def __init__(self, decoder: Decoder, first_frame: int, share: tuple[int, int] | None, until_ns: int | None) -> None:
+        self.decoder = decoder
+        self.first_frame = first_frame
+        self.share = share
+        """(k, n): this process is k of n that list one capture together (see :class:`FastRun`)."""
+        self.until_ns = until_ns
+        """Stop before the first frame later than this (:class:`analyzer.reader.MergedReader`:
+        the next file starts then); :meth:`rest_frames` then goes on from there."""
+        self.frames = 0
+        self.progress: Callable[[int], None] | None = None
+
+    def __iter__(self) -> Iterator[SipMessage]:
+        for _, out in self.by_frame():
+            yield from out
+
+    def by_frame(self) -> Iterator[tuple[int, list[SipMessage]]]:
+        """The frames that completed messages: (frame number, its messages)."""
+        raise NotImplementedError
+
+    def _elsewhere(self, number: int, plain: bool, nbytes: int, ts_ns: int) -> bool:
+        """With a ``share``: whether frame ``number`` is another process's to decode (a plain
+        SIP datagram of another, counted here as a frame by process 0; anything but a plain
+        SIP datagram, for all but process 0)."""
+        mine, procs = self.share or (0, 1)
+        if plain and not owns_frame(number, mine, procs):
+            if not mine:  # counted as a frame here, by reason by its owner
+                self.decoder.counted_elsewhere(nbytes, ts_ns)
+            return True
+        return bool(mine) and not plain  # process 0's
+
+
+class FastRun(_FusedRun):
     """Messages of one pcap stream of Ethernet frames; ``frames`` counts the records read.
 
     ``share`` (k, n) makes this process k of n that list one capture's messages together
@@ -58,22 +93,11 @@ class FastRun:
         share: tuple[int, int] | None = None,
         until_ns: int | None = None,
     ) -> None:
+        super().__init__(decoder, first_frame, share, until_ns)
         self.records = records
-        self.decoder = decoder
-        self.first_frame = first_frame
-        self.share = share
-        self.until_ns = until_ns
-        """Stop before the first record later than this (:class:`analyzer.reader.MergedReader`:
-        the next file starts then); :attr:`rest` is then what was read beyond."""
         self.rest: tuple[bytes, int] | None = None
         """Where a run stopped by ``until_ns`` left the stream: the bytes read beyond the last
         record taken, and their file offset (:meth:`PcapRecords.resume` goes on from there)."""
-        self.frames = 0
-        self.progress: Callable[[int], None] | None = None
-
-    def __iter__(self) -> Iterator[SipMessage]:
-        for _, out in self.by_frame():
-            yield from out
 
     def rest_frames(self) -> Iterator[RawFrame] | None:
         """The frames from where ``until_ns`` stopped the run; None when it did not."""
@@ -194,12 +218,8 @@ class FastRun:
                     pos = end
                     if procs:
                         plain = fast and sip_first[first] and sport not in tunnel_ports and dport not in tunnel_ports
-                        if plain and not owns_frame(number, mine, procs):
-                            if not mine:  # counted as a frame here, by reason by its owner
-                                decoder.counted_elsewhere(incl, ts_ns)
+                        if self._elsewhere(number, bool(plain), incl, ts_ns):
                             continue
-                        if mine and not plain:
-                            continue  # process 0's
                     out = feed(number, ts_ns, ETHERNET, view[p:end].tobytes())
                     if out:
                         yield number, out
@@ -271,7 +291,7 @@ def owns_frame(number: int, process: int, processes: int) -> bool:
     return (number >> 4) % processes == process
 
 
-class FastPcapngRun:
+class FastPcapngRun(_FusedRun):
     """Messages of one pcapng stream: Enhanced Packet Blocks of Ethernet interfaces that the
     drop test drops are walked in place and only counted, as :class:`FastRun` does for pcap;
     every other block is read by the stream's own :meth:`PcapngBlocks.step`, and its frame
@@ -285,25 +305,14 @@ class FastPcapngRun:
         share: tuple[int, int] | None = None,
         until_ns: int | None = None,
     ) -> None:
+        super().__init__(decoder, first_frame, share, until_ns)
         self.blocks = blocks
-        self.decoder = decoder
-        self.first_frame = first_frame
-        self.share = share
-        """(k, n): this process is k of n that list the capture together, as for :class:`FastRun`."""
-        self.until_ns = until_ns
-        """Stop before the first frame later than this, as :class:`FastRun` does; that frame,
-        read already, is then :attr:`rest`."""
         self.rest: RawFrame | None = None
-        self.frames = 0
-        self.progress: Callable[[int], None] | None = None
+        """The frame, read already, before which ``until_ns`` stopped the run."""
 
     def rest_frames(self) -> Iterator[RawFrame] | None:
         """The frames from where ``until_ns`` stopped the run; None when it did not."""
         return None if self.rest is None else itertools.chain((self.rest,), self.blocks.frames())
-
-    def __iter__(self) -> Iterator[SipMessage]:
-        for _, out in self.by_frame():
-            yield from out
 
     def by_frame(self) -> Iterator[tuple[int, list[SipMessage]]]:
         """The frames that completed messages: (frame number, its messages)."""
@@ -389,14 +398,8 @@ class FastPcapngRun:
                     self.rest = got  # type: ignore[assignment]  # a frame
                     break
                 number += 1
-                if procs:
-                    plain = linktype == ETHERNET and plain_sip(data)
-                    if plain and not owns_frame(number, mine, procs):
-                        if not mine:  # counted as a frame here, by reason by its owner
-                            decoder.counted_elsewhere(len(data), ts_ns)
-                        continue
-                    if mine and not plain:
-                        continue  # process 0's
+                if procs and self._elsewhere(number, linktype == ETHERNET and plain_sip(data), len(data), ts_ns):
+                    continue
                 out = feed(number, ts_ns, linktype, data)
                 if out:
                     yield number, out
