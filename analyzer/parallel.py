@@ -89,20 +89,20 @@ class Sharded(Generic[T, E]):
         runs ahead (one that watches every message, then one that diagnoses more calls) is not
         held back until the others catch up, up to :data:`AHEAD_BYTES` of batches waiting."""
         inbox = [_Inbox(k, recv) for k, recv in enumerate(recvs)]
-        ends: list[_End | None] = [None] * len(recvs)
         heads: list[tuple[Any, int, T]] = []
         """The next item of each process that has one out (key, process, item): tuples compare
         in C, and never as far as the items (no two processes send the same key)."""
         waiting = list(inbox)  # processes without a head in ``heads``, their End not met
         out = 0
         while True:
-            for box in waiting[:]:
+            still = []
+            for box in waiting:
                 head = box.next_item()
                 if head is not None:
                     heapq.heappush(heads, head)
-                    waiting.remove(box)
-                elif not box.open:
-                    waiting.remove(box)
+                elif box.end is None:
+                    still.append(box)
+            waiting = still
             if not waiting:
                 if not heads:
                     break
@@ -111,20 +111,20 @@ class Sharded(Generic[T, E]):
                 yield item
                 out += 1
                 if out % BATCH == 0:
-                    self._take_in(inbox, ends, done, 0)  # keep the processes going while busy here
+                    self._take_in(inbox, done, 0)  # keep the processes going while busy here
                 continue
             # Some process's next item has not come: take in what has, from every process
             # not too far ahead, until it does.
-            self._take_in(inbox, ends, done, None)
-        self.ends = [e.value for e in ends if e is not None]
+            self._take_in(inbox, done, None)
+        self.ends = [b.end.value for b in inbox if b.end is not None]
 
-    def _take_in(self, inbox: list[_Inbox], ends: list[_End | None], done: Any, timeout: float | None) -> None:
+    def _take_in(self, inbox: list[_Inbox], done: Any, timeout: float | None) -> None:
         """Receive what the processes have sent (waiting up to ``timeout`` for something)."""
-        ready = [b.recv for b in inbox if b.open and b.pending < AHEAD_BYTES]
+        ready = [b.recv for b in inbox if b.end is None and b.pending < AHEAD_BYTES]
         got = wait(ready, timeout) if ready else []
         for box in inbox:
             if box.recv in got:
-                box.take(ends)
+                box.take()
         if got and self.progress is not None:
             self.progress(done.value)
 
@@ -141,14 +141,14 @@ class _Inbox:
     def __init__(self, shard: int, recv: Connection) -> None:
         self.shard = shard
         self.recv = recv
-        self.open = True
-        """Its End has not come."""
+        self.end: _End | None = None
+        """The process's last message, once it has come."""
         self.batches: deque[bytes] = deque()
         self.pending = 0
         """Bytes in :attr:`batches`."""
         self.current: Iterator[Any] = iter(())
 
-    def take(self, ends: list[_End | None]) -> None:
+    def take(self) -> None:
         """Receive one message (the process has sent one): a batch is kept pickled; the End
         is read at once (an error raised)."""
         try:
@@ -156,27 +156,23 @@ class _Inbox:
         except EOFError:
             raise SipflowError(f"sipflow: worker {self.shard} ended without its results") from None
         if data[:1] == _END_TAG:
-            end = pickle.loads(data[1:])
+            end: _End = pickle.loads(data[1:])
             if end.error is not None:
                 raise end.error
-            ends[self.shard] = end
-            self.open = False
+            self.end = end
             return
         self.batches.append(data)
         self.pending += len(data)
 
     def next_item(self) -> Any:
         """The next item, or None when none is here yet (or ever, once the End is in)."""
-        while True:
+        item = next(self.current, None)
+        while item is None and self.batches:
+            data = self.batches.popleft()
+            self.pending -= len(data)
+            self.current = iter(pickle.loads(data))
             item = next(self.current, None)
-            if item is not None:
-                return item
-            if self.batches:
-                data = self.batches.popleft()
-                self.pending -= len(data)
-                self.current = iter(pickle.loads(data))
-                continue
-            return None
+        return item
 
 
 _END_TAG = b"E"
