@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import os
 import shutil
@@ -53,6 +54,32 @@ class CliFailure(CliError):
 def cli_error(exc: SipflowError) -> CliError:
     """The CLI's form of a library error, keeping its exit code."""
     return CliError(str(exc)) if exc.exit_code == 2 else CliFailure(str(exc))
+
+
+class _StdoutText(io.TextIOWrapper):
+    """Standard output as UTF-8 text that never closes it (the interpreter does, at exit)."""
+
+    def close(self) -> None:
+        self.flush()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            self.detach()
+
+
+class OutputFile(click.File):
+    """``-o``/``--output``: a file, opened on first write (nothing is created when the
+    command fails first); ``-`` is standard output, flushed by the block, by the line only
+    on a terminal. (click's own stream for ``-`` flushes at every newline: a row's write
+    cost a flush through two Python-level wrappers, 10 % of ``messages``.)"""
+
+    def __init__(self) -> None:
+        super().__init__("w", encoding="utf-8", lazy=True)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == "-":
+            return _StdoutText(sys.stdout.buffer, encoding="utf-8", line_buffering=sys.stdout.isatty())
+        return super().convert(value, param, ctx)
 
 
 _C = TypeVar("_C", bound=Callable[..., None])
@@ -148,7 +175,7 @@ def main() -> None:
 @click.option(
     "-o",
     "--output",
-    type=click.File("w", encoding="utf-8", lazy=True),
+    type=OutputFile(),
     default="-",
     help="Write here instead of standard output.",
 )
@@ -234,9 +261,7 @@ def filter_options(f: Callable[..., None]) -> Callable[..., None]:
     show_default=True,
     help="table: a summary for people; json: the whole analysis; jsonl: one call per line; csv: one row per call.",
 )
-@click.option(
-    "-o", "--output", type=click.File("w", encoding="utf-8", lazy=True), default="-", help="Write here, not stdout."
-)
+@click.option("-o", "--output", type=OutputFile(), default="-", help="Write here, not stdout.")
 @filter_options
 @click.option(
     "--report",
