@@ -22,7 +22,7 @@ from analyzer.errors import SipflowError, UsageError
 from analyzer.limits import Limits
 from analyzer.listing import MessageRows
 from analyzer.report.columns import MESSAGE_COLUMNS
-from analyzer.report.render import FORMATS, WRITERS, redact_columns
+from analyzer.report.render import FORMATS, TEXTS, redact_columns, write_lines
 from analyzer.sip.redact import Redaction
 
 if TYPE_CHECKING:
@@ -204,7 +204,8 @@ def messages(
     columns = redact_columns(MESSAGE_COLUMNS, redaction_of(redact))
     reader = MessageRows(capture, columns, jobs=jobs or cpu_count(), limits=limits_of(limit))
     try:
-        WRITERS[fmt](output, columns, reader.open())
+        text = TEXTS[fmt](columns)
+        write_lines(output, text, reader.open().lines(text.line))
     except SipflowError as exc:
         raise cli_error(exc) from None
     finally:

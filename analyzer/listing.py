@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from analyzer.capture.stats import CaptureStats
 from analyzer.decode.fastpcap import fast_run
@@ -25,8 +26,8 @@ from analyzer.report.render import Row
 from analyzer.shards import jobs_for
 from analyzer.sip.message import SipMessage
 
-Keyed = tuple[tuple[int, int], Row]
-"""A row and its place: (frame that completed the message, index among that frame's)."""
+T = TypeVar("T")
+"""A row, or what it is made into: its key is (frame that completed the message, index among that frame's)."""
 
 _AT_END = 1 << 62
 """The frame key of what the decoder hands out at the end of the capture (TCP leftovers)."""
@@ -65,26 +66,39 @@ class MessageRows:
         return 1 if reader.fast_source() is None else jobs_for([self.path], self.jobs)
 
     def __iter__(self) -> Iterator[Row]:
+        return self._made(_itself)
+
+    def lines(self, text: Callable[[Row], str]) -> Iterator[str]:
+        """Each row made into text by ``text`` (:meth:`analyzer.report.render.RowText.line`),
+        in the process that lists it."""
+        return self._made(text)
+
+    def _made(self, make: Callable[[Row], T]) -> Iterator[T]:
         shards = self.processes()
         reader = self._reader
         assert reader is not None
         if shards == 1:
             getters = [c.get for c in self.columns]
             for msg in reader:
-                yield [g(msg) for g in getters]
+                yield make([g(msg) for g in getters])
             return
         reader.close()  # each process opens the file for itself
         from analyzer.parallel import Sharded  # multiprocessing: only for several processes
 
-        run: Sharded[Keyed, _Share] = Sharded(shards, lambda k, put, _tick: self._share(k, shards, put), _key)
-        for _, cells in run:
-            yield cells
+        def work(k: int, put: Callable[[tuple[tuple[int, int], T]], None], _tick: Callable[[int], None]) -> _Share:
+            return self._share(k, shards, make, put)
+
+        run: Sharded[tuple[tuple[int, int], T], _Share] = Sharded(shards, work, _key)
+        for _, made in run:
+            yield made
         first = run.ends[0]
         self.capture = first.capture
         self.stats = _merged(first, [e.stats for e in run.ends[1:]])
 
-    def _share(self, shard: int, shards: int, put: Callable[[Keyed], None]) -> _Share:
-        """Process ``shard``'s rows, keyed; its stats and the capture's facts."""
+    def _share(
+        self, shard: int, shards: int, make: Callable[[Row], T], put: Callable[[tuple[tuple[int, int], T]], None]
+    ) -> _Share:
+        """Process ``shard``'s rows, made by ``make`` and keyed; its stats and the capture's facts."""
         reader = MessageReader(self.path, decoder=Decoder(self.limits))
         source = reader.fast_source()
         assert source is not None
@@ -93,7 +107,7 @@ class MessageRows:
 
         def rows(frame: int, out: list[SipMessage]) -> None:
             for i, msg in enumerate(out):
-                put(((frame, i), [g(msg) for g in getters]))
+                put(((frame, i), make([g(msg) for g in getters])))
 
         try:
             for frame, out in fast_run(source, decoder, 1, share=(shard, shards)).by_frame():
@@ -104,6 +118,10 @@ class MessageRows:
         finally:
             reader.close()
         return _Share(decoder.stats, reader.capture, before_end)
+
+
+def _itself(row: Row) -> Row:
+    return row
 
 
 class _Share:
@@ -118,7 +136,7 @@ class _Share:
         """Malformed messages found before the end of the capture (the rest: TCP leftovers …)."""
 
 
-def _key(item: Keyed) -> tuple[int, int]:
+def _key(item: tuple[tuple[int, int], object]) -> tuple[int, int]:
     return item[0]
 
 

@@ -44,36 +44,6 @@ def _cell(value: Value, width: int) -> str:
     return text.ljust(width)
 
 
-def write_table(out: TextIO, columns: tuple[Column, ...], rows: Iterable[Row]) -> int:
-    """A fixed-width text table, streamed (widths come from the catalogue)."""
-    out.write(" ".join(_cell(c.title, c.width) for c in columns).rstrip() + "\n")
-    out.write(" ".join("-" * c.width for c in columns) + "\n")
-    n = 0
-    for cells in rows:
-        out.write(" ".join(_cell(v, c.width) for c, v in zip(columns, cells, strict=True)).rstrip())
-        out.write("\n")
-        n += 1
-    return n
-
-
-def write_csv(out: TextIO, columns: tuple[Column, ...], rows: Iterable[Row]) -> int:
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow([c.name for c in columns])
-    text = [i for i, c in enumerate(columns) if c.name in TEXT_COLUMNS]  # the others hold no wire text
-    n = 0
-    batch: list[Row] = []
-    for cells in rows:
-        for i in text:
-            cells[i] = defuse(cells[i])
-        batch.append(cells)
-        if len(batch) == 512:  # fewer, larger writes: a quarter of the writer's time
-            w.writerows(batch)
-            batch.clear()
-            n += 512
-    w.writerows(batch)
-    return n + len(batch)
-
-
 TEXT_COLUMNS = frozenset(
     {"call_id", "caller", "callee", "final_reason", "explanation", "hint", "reason", "src", "dst", "cseq"}
 )
@@ -82,34 +52,143 @@ is the method alone when the number is bad, and a CSeq method may start with + o
 token, RFC 3261 §25.1); a request's own method starts with a letter (the parser's test)."""
 
 
+_FORMULA_FIRST = frozenset("=+-@\t\r")
+"""First characters that make a spreadsheet run a cell as a formula."""
+
+
 def defuse(value: Value) -> Value:
     """Cells a spreadsheet would run as a formula get a leading quote (OWASP CSV injection)."""
-    if isinstance(value, str) and value and value[0] in "=+-@\t\r":
+    if isinstance(value, str) and value[:1] in _FORMULA_FIRST:
         return "'" + value
     return value
 
 
-def write_jsonl(out: TextIO, columns: tuple[Column, ...], rows: Iterable[Row]) -> int:
-    names = [c.name for c in columns]
+
+class RowText:
+    """One output format: the text before the rows, each row's text, the text after.
+
+    A row's text depends on that row alone, so rows can be made into text where they are
+    made (the processes of ``--jobs``) and only written out in order here (:func:`write_lines`).
+    """
+
+    first = ""
+    """Written before the first row's text (after :meth:`head`)."""
+    between = ""
+    """Written between two rows' texts."""
+
+    def __init__(self, columns: tuple[Column, ...]) -> None:
+        self.columns = columns
+
+    def head(self) -> str:
+        return ""
+
+    def line(self, cells: Row) -> str:
+        raise NotImplementedError
+
+    def tail(self, rows: int) -> str:
+        return ""
+
+
+class TableText(RowText):
+    """A fixed-width text table (widths come from the catalogue)."""
+
+    def head(self) -> str:
+        columns = self.columns
+        title = " ".join(_cell(c.title, c.width) for c in columns).rstrip()
+        return title + "\n" + " ".join("-" * c.width for c in columns) + "\n"
+
+    def line(self, cells: Row) -> str:
+        return " ".join(_cell(v, c.width) for c, v in zip(self.columns, cells, strict=True)).rstrip() + "\n"
+
+
+class CsvText(RowText):
+    """RFC 4180 rows under a header of column names, wire text defused (:func:`defuse`)."""
+
+    def __init__(self, columns: tuple[Column, ...]) -> None:
+        super().__init__(columns)
+        self._lines: list[str] = []
+        # csv's writer hands over each row as one string, to the ``write`` it is given
+        self._writer = csv.writer(_Appender(self._lines), lineterminator="\n")
+        self._text = [i for i, c in enumerate(columns) if c.name in TEXT_COLUMNS]  # the others hold no wire text
+
+    def head(self) -> str:
+        self._writer.writerow([c.name for c in self.columns])
+        return self._lines.pop()
+
+    def line(self, cells: Row) -> str:
+        for i in self._text:
+            value = cells[i]
+            if isinstance(value, str) and value[:1] in _FORMULA_FIRST:
+                cells[i] = "'" + value
+        self._writer.writerow(cells)
+        return self._lines.pop()
+
+
+class _Appender:
+    """A file-like ``write`` that keeps what it is given, in a list."""
+
+    __slots__ = ("write",)
+
+    def __init__(self, lines: list[str]) -> None:
+        self.write = lines.append
+
+
+class JsonLinesText(RowText):
+    """One JSON object a line."""
+
+    def __init__(self, columns: tuple[Column, ...]) -> None:
+        super().__init__(columns)
+        self._names = [c.name for c in columns]
+
+    def line(self, cells: Row) -> str:
+        return json.dumps(dict(zip(self._names, cells, strict=True)), ensure_ascii=False) + "\n"
+
+
+class JsonText(JsonLinesText):
+    """A JSON array of objects, one a line."""
+
+    first = "\n "
+    between = ",\n "
+
+    def head(self) -> str:
+        return "["
+
+    def line(self, cells: Row) -> str:
+        return json.dumps(dict(zip(self._names, cells, strict=True)), ensure_ascii=False)
+
+    def tail(self, rows: int) -> str:
+        return "\n]\n" if rows else "]\n"
+
+
+TEXTS: dict[str, type[RowText]] = {"table": TableText, "csv": CsvText, "json": JsonText, "jsonl": JsonLinesText}
+"""One catalogue of columns drives the DataFrame, the CSV header, JSON keys and the terminal table."""
+
+_BATCH = 512
+"""Rows' texts written at a time: fewer, larger writes."""
+
+
+def write_lines(out: TextIO, text: RowText, lines: Iterable[str]) -> int:
+    """``text``'s head, the rows' ``lines`` (made by ``text.line``) and its tail; the number of rows."""
+    out.write(text.head())
+    between = text.between
     n = 0
-    for cells in rows:
-        out.write(json.dumps(dict(zip(names, cells, strict=True)), ensure_ascii=False))
-        out.write("\n")
-        n += 1
+    batch: list[str] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) == _BATCH:
+            out.write((between if n else text.first) + between.join(batch))
+            n += _BATCH
+            batch.clear()
+    if batch:
+        out.write((between if n else text.first) + between.join(batch))
+        n += len(batch)
+    out.write(text.tail(n))
     return n
 
 
-def write_json(out: TextIO, columns: tuple[Column, ...], rows: Iterable[Row]) -> int:
-    """A JSON array, streamed one element at a time."""
-    names = [c.name for c in columns]
-    n = 0
-    out.write("[")
-    for cells in rows:
-        out.write(",\n " if n else "\n ")
-        out.write(json.dumps(dict(zip(names, cells, strict=True)), ensure_ascii=False))
-        n += 1
-    out.write("\n]\n" if n else "]\n")
-    return n
+def write_rows(out: TextIO, fmt: str, columns: tuple[Column, ...], rows: Iterable[Row]) -> int:
+    """``rows`` written in format ``fmt`` (one of :data:`FORMATS`); the number of rows."""
+    text = TEXTS[fmt](columns)
+    return write_lines(out, text, map(text.line, rows))
 
 
-WRITERS = {"table": write_table, "csv": write_csv, "json": write_json, "jsonl": write_jsonl}

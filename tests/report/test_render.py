@@ -6,7 +6,7 @@ import csv
 import io
 
 from analyzer.report.columns import MESSAGE_COLUMNS
-from analyzer.report.render import write_csv
+from analyzer.report.render import write_rows
 from analyzer.sip.message import Origin
 from analyzer.sip.parser import parse_message
 
@@ -16,7 +16,7 @@ ORIGIN = Origin(3, (3,), 1_700_000_000_123_456_000, "10.0.0.1", 5060, "10.0.0.2"
 def _rows(*raw: bytes) -> list[dict[str, str]]:
     out = io.StringIO()
     rows = [[c.get(parse_message(r, ORIGIN)) for c in MESSAGE_COLUMNS] for r in raw]
-    assert write_csv(out, MESSAGE_COLUMNS, rows) == len(raw)
+    assert write_rows(out, "csv", MESSAGE_COLUMNS, rows) == len(raw)
     return list(csv.DictReader(io.StringIO(out.getvalue())))
 
 
