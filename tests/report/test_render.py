@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 
-from analyzer.report.columns import MESSAGE_COLUMNS
-from analyzer.report.render import write_rows
+from hypothesis import given
+from hypothesis import strategies as st
+
+from analyzer.report.columns import MESSAGE_COLUMNS, Value
+from analyzer.report.render import CsvText, write_rows
 from analyzer.sip.message import Origin
 from analyzer.sip.parser import parse_message
 
@@ -43,3 +47,29 @@ def test_other_cells_are_written_as_they_are() -> None:
         "call_id": "abc",
         "cseq": "1 BYE",
     }
+
+
+_CELL = st.one_of(
+    st.none(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.text(alphabet=st.sampled_from(list("ab ,\"\r\n\t=+-@'é\x00;")), max_size=6),
+    st.text(max_size=8),
+)
+
+
+@given(st.lists(_CELL, min_size=1, max_size=12))
+def test_a_csv_row_is_what_csvs_writer_writes(cells: list[Value]) -> None:
+    columns = tuple(dataclasses.replace(MESSAGE_COLUMNS[0], name=f"c{i}") for i in range(len(cells)))
+    expected = io.StringIO()
+    csv.writer(expected, lineterminator="\n").writerow(cells)
+    assert CsvText(columns).line(list(cells)) == expected.getvalue()
+
+
+def test_csv_rows_of_wire_text_are_defused_and_quoted() -> None:
+    columns = tuple(c for c in MESSAGE_COLUMNS if c.name in ("frame", "reason", "call_id"))
+    text = CsvText(columns)
+    assert text.head() == "frame,reason,call_id\n"
+    assert text.line([1, "OK", "a,b"]) == '1,OK,"a,b"\n'
+    assert text.line([2, '=1"', "x\ny"]) == '2,"\'=1""","x\ny"\n'
+    assert text.line([3, None, "@a"]) == "3,,'@a\n"
