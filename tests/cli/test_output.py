@@ -65,3 +65,33 @@ def test_a_closed_pipe_ends_quietly(shared_pcaps: Path) -> None:
     )
     assert run.stdout == "frame,time,src,dst,transport,method,status,reason,call_id,cseq\n"
     assert run.stderr == ""
+
+
+def _sipflow(args: str) -> subprocess.CompletedProcess[str]:
+    command = f"{Path(sys.executable).parent / 'sipflow'} {args}"
+    return subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_an_output_file_that_cannot_be_written_is_a_one_line_error(tmp_path: Path) -> None:
+    capture = Path(__file__).parents[2] / "sample_pcaps" / "udp_call.pcap"
+    for command in ("messages", "analyze --format json"):
+        run = _sipflow(f"{command} {capture} -o {tmp_path}/no/such/dir.csv")
+        assert (run.returncode, run.stdout) == (2, "")
+        assert run.stderr == f"sipflow: error: {tmp_path}/no/such/dir.csv: No such file or directory\n"
+
+
+def test_a_bad_capture_leaves_no_output_file(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a capture\n")
+    for command in ("messages", "analyze"):
+        for fmt in ("table", "csv", "json", "jsonl"):
+            out = tmp_path / f"{command}.{fmt}"
+            run = _sipflow(f"{command} --format {fmt} {bad} -o {out}")
+            assert run.returncode == 2 and run.stderr.startswith(f"sipflow: error: {bad}: not a pcap")
+            assert not out.exists(), (command, fmt)
+
+
+def test_closed_standard_output_is_a_one_line_error() -> None:
+    capture = Path(__file__).parents[2] / "sample_pcaps" / "udp_call.pcap"
+    run = _sipflow(f"messages {capture} >&-")
+    assert (run.returncode, run.stderr) == (2, "sipflow: error: standard output is closed: give a file with -o\n")
