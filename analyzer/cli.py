@@ -362,6 +362,7 @@ def analyze(
         filters = build_filters(**filter_args)
         names = _peer_names(peers_file)
         paths = capture_paths(list(captures))
+        outdir = _report_dir(report_dir, paths) if report_dir is not None else None
         with _progress_bar(paths) as tick:
             # Without a report the messages are not needed: stream, memory follows open calls.
             # A redacted header's values are looked for in each call's texts: that needs them.
@@ -393,10 +394,9 @@ def analyze(
                     limits=limits,
                 )
         reports = streamed.reports if streamed is not None else select(result, filters)
-        if report_dir is not None:
-            from analyzer.report.files import default_dir, write_report_dir  # pandas, jinja2: only here
+        if outdir is not None:
+            from analyzer.report.files import write_report_dir  # pandas, jinja2: only here
 
-            outdir = Path(report_dir) if report_dir else default_dir(paths[0])
             written = write_report_dir(result, reports, outdir, paths, redaction)
             click.echo(f"sipflow: wrote {', '.join(str(p) for p in written)}", err=True)
     except SipflowError as exc:
@@ -441,6 +441,21 @@ def analyze(
     if failed:
         click.echo(f"sipflow: --fail-on holds: {'; '.join(failed)}", err=True)
         sys.exit(1)
+
+
+def _report_dir(option: str, paths: list[str]) -> Path:
+    """``--report``'s directory, made before the analysis: one that cannot be made is an
+    error before a long run, not after it."""
+    from analyzer.report.files import default_dir
+
+    outdir = Path(option) if option else default_dir(paths[0])
+    if outdir.exists() and not outdir.is_dir():
+        raise UsageError(f"{outdir}: not a directory: --report writes several files")
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{outdir}: cannot make the report directory: {exc.strerror or exc}") from None
+    return outdir
 
 
 def _check_captures(paths: list[str]) -> None:

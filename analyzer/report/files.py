@@ -13,7 +13,7 @@ import pandas as pd
 
 from analyzer.analysis import Analysis
 from analyzer.diagnose.verdict import CallReport
-from analyzer.errors import UsageError
+from analyzer.errors import SipflowError, UsageError
 from analyzer.report.calls import (
     call_dict,
     calls_dataframe,
@@ -76,11 +76,13 @@ def write_report_dir(
     keep = {(r.call_id, str(r.kind)) for r in reports}
     msgs = messages_dataframe([m for key, ms in a.by_call.items() if key in keep for m in ms], redaction)
     doc = {"capture": capture_dict(a), "calls": [call_dict(r) for r in shown], "summary": summary_dict(a)}
-    atomic_write(outdir / "calls.csv", lambda f: write_calls_csv(f, shown))
-    atomic_write(outdir / "messages.csv", lambda f: _defused(msgs).to_csv(f, index=False))
-    atomic_write(outdir / "calls.json", lambda f: f.write(json.dumps(doc, indent=1, ensure_ascii=False)))
-    atomic_write(outdir / "calls.parquet", lambda f: calls.to_parquet(f, index=False), binary=True)
-    written = [outdir / n for n in names[1:]]
     html = render_html(a, redaction=redaction)
-    atomic_write(outdir / "report.html", lambda f: f.write(html))
-    return [outdir / "report.html", *written]
+    try:
+        atomic_write(outdir / "calls.csv", lambda f: write_calls_csv(f, shown))
+        atomic_write(outdir / "messages.csv", lambda f: _defused(msgs).to_csv(f, index=False))
+        atomic_write(outdir / "calls.json", lambda f: f.write(json.dumps(doc, indent=1, ensure_ascii=False)))
+        atomic_write(outdir / "calls.parquet", lambda f: calls.to_parquet(f, index=False), binary=True)
+        atomic_write(outdir / "report.html", lambda f: f.write(html))
+    except OSError as exc:  # disk full, the directory gone …
+        raise SipflowError(f"{outdir}: cannot write the report: {exc.strerror or exc}") from None
+    return [outdir / "report.html", *(outdir / n for n in names[1:])]

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from analyzer.cli import main
@@ -87,6 +88,30 @@ def test_report_dir_files(sample_pcaps: Path, tmp_path: Path) -> None:
     calls = pd.read_parquet(out / "calls.parquet")
     assert list(calls["breaking_rule"]) == ["early_media_rejected", "early_media_rejected"]
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_report_dir_that_cannot_be_made_fails_before_the_analysis(sample_pcaps: Path, tmp_path: Path) -> None:
+    cap = str(sample_pcaps / "udp_call.pcap")
+    afile = tmp_path / "calls.txt"
+    afile.write_text("")
+    code, out, err = run("analyze", cap, "--report", str(afile / "rep"), "--format", "csv")
+    assert (code, out) == (2, "")
+    assert err == f"sipflow: error: {afile / 'rep'}: cannot make the report directory: Not a directory\n"
+    code, out, err = run("analyze", cap, "--report", str(afile), "--format", "csv")
+    assert (code, out, err) == (2, "", f"sipflow: error: {afile}: not a directory: --report writes several files\n")
+
+
+def test_report_that_cannot_be_written_is_a_one_line_error(
+    sample_pcaps: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from analyzer.report import files
+
+    def full(path: Path, *_: object, **__: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files, "atomic_write", full)
+    code, _, err = run("analyze", str(sample_pcaps / "udp_call.pcap"), "--report", str(tmp_path / "r"))
+    assert (code, err) == (1, f"sipflow: error: {tmp_path / 'r'}: cannot write the report: No space left on device\n")
 
 
 def test_terminal_summary(sample_pcaps: Path) -> None:
