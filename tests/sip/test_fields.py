@@ -7,8 +7,6 @@ to reach a branch, and say so.
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -636,9 +634,9 @@ def test_auth_never_keeps_response() -> None:
     )
     info = auth("authorization", value)
     assert info.has_response is True
-    assert "response" not in {f.name for f in dataclasses.fields(AuthInfo)}
+    assert "response" not in AuthInfo._fields
     assert secret not in repr(info)
-    assert all(secret not in str(getattr(info, f.name)) for f in dataclasses.fields(AuthInfo))
+    assert all(secret not in str(value) for value in info)
 
 
 @given(st.text(alphabet="0123456789abcdef", min_size=32, max_size=32))
@@ -741,7 +739,7 @@ def test_parse_int(value: str | None, expected: int | None) -> None:
 # -- values are frozen -----------------------------------------------------------------
 def test_values_are_frozen() -> None:
     hop = vias(["SIP/2.0/UDP h;branch=z9hG4bK1"])[0]
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         hop.branch = "x"  # type: ignore[misc]
     assert not hasattr(hop, "__dict__")
 
