@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from analyzer.capture.stats import NO_RECORD, CaptureStats, RawFrame
 from analyzer.errors import CaptureFormatError
@@ -27,8 +26,7 @@ OPT_TSRESOL = 9
 OPT_TSOFFSET = 14
 
 
-@dataclass(frozen=True, slots=True)
-class Interface:
+class Interface(NamedTuple):
     linktype: int
     snaplen: int
     ts_mul: int

@@ -24,7 +24,7 @@ import re
 import socket
 import struct
 import zlib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from analyzer.errors import DecodeError
 
@@ -90,8 +90,7 @@ _FIXED_SIZES = {
 _STRING_CHUNKS = frozenset({_CH_AUTH_KEY, _CH_CORRELATION, _CH_NODE_NAME})
 
 
-@dataclass(frozen=True, slots=True)
-class HepPacket:
+class HepPacket(NamedTuple):
     """One decoded HEP datagram: the captured packet's addressing plus its payload."""
 
     version: int

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from analyzer.decode import hep as hep_mod
 from analyzer.decode import ip as ip_mod
@@ -39,8 +40,7 @@ TUNNEL_PORTS = frozenset({tunnels.VXLAN_PORT, tunnels.GTPU_PORT})
 _KEEPALIVES = (b"\r\n\r\n", b"\r\n", b"\n", b"\0\0\0\0", b"\0", b"jaK\n", b"ping")
 
 
-@dataclass(frozen=True, slots=True)
-class Malformed:
+class Malformed(NamedTuple):
     """Something that started like SIP but is not a SIP message."""
 
     frame: int
@@ -49,8 +49,7 @@ class Malformed:
     detail: str
 
 
-@dataclass(frozen=True, slots=True)
-class Unreachable:
+class Unreachable(NamedTuple):
     """An ICMP destination-unreachable about a packet sent to ``dst`` (RFC 792, RFC 4443 §3.1)."""
 
     frame: int

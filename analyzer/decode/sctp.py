@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Hashable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from analyzer.errors import DecodeError
 
@@ -49,8 +49,7 @@ _FLAG_UNORDERED = 0x04
 _TSN_MOD = 1 << 32
 
 
-@dataclass(frozen=True, slots=True)
-class SctpData:
+class SctpData(NamedTuple):
     """The user data of one DATA or I-DATA chunk."""
 
     tsn: int
@@ -69,8 +68,7 @@ class SctpData:
     """True when the chunk was an I-DATA chunk (fragments are then matched by MID and FSN)."""
 
 
-@dataclass(frozen=True, slots=True)
-class SctpPacket:
+class SctpPacket(NamedTuple):
     """An SCTP packet reduced to its common header and its user-data chunks."""
 
     src_port: int

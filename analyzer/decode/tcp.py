@@ -15,7 +15,7 @@ and directions tracked (past it, the oldest is forgotten and counted in ``evicte
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from analyzer.decode.websocket import DEFAULT_MAX_MESSAGE as DEFAULT_WS_MESSAGE
 from analyzer.errors import DecodeError
@@ -31,8 +31,7 @@ MAX_BUFFER = 2 * 1024 * 1024
 MAX_STREAMS = 65_536
 
 
-@dataclass(frozen=True, slots=True)
-class Piece:
+class Piece(NamedTuple):
     """A framed run of stream bytes: a SIP message, or bytes that could not be framed."""
 
     kind: PieceKind

@@ -290,7 +290,7 @@ def _part(decoded: FileDecode, j: int) -> Part:
 # -- on the client ----------------------------------------------------------------------
 def _renumber_malformed(m: Malformed, file: int, numbers: FrameNumbers) -> Malformed:
     # frame 0 means "no frame" (a TCP leftover without segments), it stays 0
-    return dataclasses.replace(m, frame=numbers.of(file, m.frame), frames=tuple(numbers.of(file, f) for f in m.frames))
+    return m._replace(frame=numbers.of(file, m.frame), frames=tuple(numbers.of(file, f) for f in m.frames))
 
 
 def _leftover_order(item: tuple[int, int, Malformed]) -> tuple[bool, int, int]:
@@ -319,7 +319,7 @@ def merge_stats(decoded: Sequence[FileDecode], numbers: FrameNumbers) -> DecodeS
         renumbered = [_renumber_malformed(m, f, numbers) for m in st.malformed]
         body += ((numbers.of(f, at), i, m) for i, (at, m) in enumerate(zip(d.malformed_at, renumbered, strict=False)))
         tails += ((f, i, m) for i, m in enumerate(renumbered[d.body_malformed :]))
-        icmp += (dataclasses.replace(u, frame=numbers.of(f, u.frame)) for u in st.unreachable)
+        icmp += (u._replace(frame=numbers.of(f, u.frame)) for u in st.unreachable)
     body.sort(key=lambda x: (x[0], x[1]))  # merged numbers are unique per (file, frame)
     tails.sort(key=_leftover_order)
     out.malformed = [m for _, _, m in body] + [m for _, _, m in tails]
