@@ -9,7 +9,7 @@ import pytest
 import analyzer.shards as shards
 from analyzer.listing import MessageRows
 from analyzer.report.columns import MESSAGE_COLUMNS
-from analyzer.report.render import Row
+from analyzer.report.render import TEXTS, Row
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLIC = ROOT.parent / "shared" / "pcaps"
@@ -57,3 +57,16 @@ def test_a_cut_capture_is_listed_and_reported_alike(tmp_path: Path, monkeypatch:
     two, several = _listed(cut, 2)
     assert (two, several.stats, several.capture) == (one, single.stats, single.capture)
     assert single.capture.warning.startswith("last record cut short")
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json", "jsonl"])
+def test_rows_made_into_text_by_three_processes_are_one_process_text(fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shards, "MIN_BYTES_PER_JOB", 1)
+    monkeypatch.setattr(shards, "MIN_SIP_PER_JOB", 0)
+    path = PUBLIC / "goffinet-sip_captures" / "uac-uas-scenario-sipp.pcapng"  # 4,618 messages
+    text = TEXTS[fmt](MESSAGE_COLUMNS)
+    rows = list(MessageRows(path, MESSAGE_COLUMNS, jobs=1))
+    several = MessageRows(path, MESSAGE_COLUMNS, jobs=3)
+    assert several.processes() == 3
+    assert list(several.lines(text.line)) == [text.line(list(r)) for r in rows]
+    assert len(rows) == 4618
