@@ -226,6 +226,14 @@ def _analyze_part(
     return _Part(decoder.stats, "; ".join(warnings), run.messages, run.by_call, run.watch, run.store.evicted, copies)
 
 
+def check_captures(paths: Sequence[str]) -> None:
+    """Raise :class:`analyzer.errors.CaptureError` for the first path that is not a capture,
+    opening each only as far as its header (standard input is left for the analysis to read)."""
+    for path in paths:
+        if path != "-":
+            MessageReader(path).open().close()
+
+
 def _analyze_parallel(
     paths: Sequence[str],
     progress: Callable[[int], None] | None,
@@ -237,8 +245,7 @@ def _analyze_parallel(
     """One forked process per shard (:class:`analyzer.parallel.Sharded`), their reports merged
     in start order as they come. Process 0 keeps the security watch and the decode stats,
     and counts the bytes read for the progress bar."""
-    for p in paths:  # a file that is not a capture fails here, before any process starts
-        MessageReader(p).open().close()
+    check_captures(paths)  # a file that is not a capture fails here, before any process starts
     share = max(1, max_open // shards)  # each process holds its share of the open calls
 
     def work(shard: int, put: Callable[[CallReport], None], tick: Callable[[int], None]) -> tuple[int, _Part | None]:

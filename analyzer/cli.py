@@ -210,15 +210,13 @@ def messages(
     reader = MessageRows(capture, columns, jobs=jobs or cpu_count(), limits=limits_of(limit))
     try:
         reader.open()  # not a capture: an error before the output is touched (no empty file)
-    except SipflowError as exc:
-        raise cli_error(exc) from None
-    try:
         text = TEXTS[fmt](columns)
-        write_lines(output, text, reader.lines(text.line))
+        try:
+            write_lines(output, text, reader.lines(text.line))
+        finally:
+            output.flush()  # the rows listed before an error are kept
     except SipflowError as exc:
         raise cli_error(exc) from None
-    finally:
-        output.flush()
     _report_reading(reader, show_skipped)
 
 
@@ -348,7 +346,7 @@ def analyze(
     """Group the SIP of CAPTURES (files or directories, read as one) into calls and say, for each,
     how it ended and which response broke it."""
     from analyzer.analysis import analyze as run
-    from analyzer.analysis import capture_paths
+    from analyzer.analysis import capture_paths, check_captures
     from analyzer.report import calls as calls_report
     from analyzer.report.select import build_filters, check_expression, select
     from analyzer.report.select import fail_on as holds
@@ -379,7 +377,7 @@ def analyze(
                 if scheduler is not None or work_dir is not None:
                     raise UsageError("--scheduler and --work-dir go with --engine dask")
                 if not keep:
-                    _check_captures(paths)  # before the output's first line: no file for a bad capture
+                    check_captures(paths)  # before the output's first line: no file for a bad capture
                     # Each call is written as soon as it is over: memory stays flat however long
                     # the capture. The summary table and --fail-on keep what they read of each
                     # selected call (terminal.summary_view), not the whole report.
@@ -456,16 +454,6 @@ def _report_dir(option: str, paths: list[str]) -> Path:
     except OSError as exc:
         raise UsageError(f"{outdir}: cannot make the report directory: {exc.strerror or exc}") from None
     return outdir
-
-
-def _check_captures(paths: list[str]) -> None:
-    """Raise :class:`analyzer.errors.CaptureError` for the first path that is not a capture
-    (standard input is read once: by the analysis)."""
-    from analyzer.reader import MessageReader
-
-    for path in paths:
-        if path != "-":
-            MessageReader(path).open().close()
 
 
 class _Streamed:

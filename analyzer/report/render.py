@@ -124,9 +124,7 @@ class CsvText(RowText):
 
     def line(self, cells: Row) -> str:
         for i in self._text:
-            value = cells[i]
-            if isinstance(value, str) and value[:1] in _FORMULA_FIRST:
-                cells[i] = "'" + value
+            cells[i] = defuse(cells[i])
         joined = ",".join(["" if v is None else str(v) for v in cells])
         if (
             joined.count(",") == self._commas
@@ -157,7 +155,10 @@ class JsonLinesText(RowText):
         self._names = [c.name for c in columns]
 
     def line(self, cells: Row) -> str:
-        return json.dumps(dict(zip(self._names, cells, strict=True)), ensure_ascii=False) + "\n"
+        return self._object(cells) + "\n"
+
+    def _object(self, cells: Row) -> str:
+        return json.dumps(dict(zip(self._names, cells, strict=True)), ensure_ascii=False)
 
 
 class JsonText(JsonLinesText):
@@ -170,7 +171,7 @@ class JsonText(JsonLinesText):
         return "["
 
     def line(self, cells: Row) -> str:
-        return json.dumps(dict(zip(self._names, cells, strict=True)), ensure_ascii=False)
+        return self._object(cells)
 
     def tail(self, rows: int) -> str:
         return "\n]\n" if rows else "]\n"
@@ -200,9 +201,3 @@ def write_lines(out: TextIO, text: RowText, lines: Iterable[str]) -> int:
         n += len(batch)
     out.write(text.tail(n))
     return n
-
-
-def write_rows(out: TextIO, fmt: str, columns: tuple[Column, ...], rows: Iterable[Row]) -> int:
-    """``rows`` written in format ``fmt`` (one of :data:`FORMATS`); the number of rows."""
-    text = TEXTS[fmt](columns)
-    return write_lines(out, text, map(text.line, rows))

@@ -6,6 +6,7 @@ import io
 import subprocess
 import sys
 from pathlib import Path
+from typing import TextIO
 
 import pytest
 
@@ -24,10 +25,16 @@ class _Terminal(_Pipe):
         return True
 
 
-def test_stdout_is_flushed_by_the_block_not_by_the_line(monkeypatch: pytest.MonkeyPatch) -> None:
+def _stdout(monkeypatch: pytest.MonkeyPatch, kind: type[_Pipe]) -> tuple[io.BytesIO, TextIO]:
+    """Standard output replaced by ``kind`` over bytes; what ``-o -`` opens on it."""
     raw = io.BytesIO()
-    monkeypatch.setattr(sys, "stdout", _Pipe(raw, encoding="utf-8"))
-    out = OutputFile().convert("-", None, None)
+    monkeypatch.setattr(sys, "stdout", kind(raw, encoding="utf-8"))
+    out: TextIO = OutputFile().convert("-", None, None)
+    return raw, out
+
+
+def test_stdout_is_flushed_by_the_block_not_by_the_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    raw, out = _stdout(monkeypatch, _Pipe)
     out.write("1,INVITE\n2,100\n")
     assert raw.getvalue() == b""
     out.write("é\n")
@@ -37,9 +44,7 @@ def test_stdout_is_flushed_by_the_block_not_by_the_line(monkeypatch: pytest.Monk
 
 
 def test_stdout_on_a_terminal_is_flushed_by_the_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    raw = io.BytesIO()
-    monkeypatch.setattr(sys, "stdout", _Terminal(raw, encoding="utf-8"))
-    out = OutputFile().convert("-", None, None)
+    raw, out = _stdout(monkeypatch, _Terminal)
     out.write("1,INVITE\n")
     assert raw.getvalue() == b"1,INVITE\n"
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from analyzer.report.columns import MESSAGE_COLUMNS, Value
-from analyzer.report.render import CsvText, write_rows
+from analyzer.report.render import CsvText, write_lines
 from analyzer.sip.message import Origin
 from analyzer.sip.parser import parse_message
 
@@ -20,7 +20,8 @@ ORIGIN = Origin(3, (3,), 1_700_000_000_123_456_000, "10.0.0.1", 5060, "10.0.0.2"
 def _rows(*raw: bytes) -> list[dict[str, str]]:
     out = io.StringIO()
     rows = [[c.get(parse_message(r, ORIGIN)) for c in MESSAGE_COLUMNS] for r in raw]
-    assert write_rows(out, "csv", MESSAGE_COLUMNS, rows) == len(raw)
+    text = CsvText(MESSAGE_COLUMNS)
+    assert write_lines(out, text, map(text.line, rows)) == len(raw)
     return list(csv.DictReader(io.StringIO(out.getvalue())))
 
 
