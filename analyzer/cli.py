@@ -56,6 +56,13 @@ def cli_error(exc: SipflowError) -> CliError:
     return CliError(str(exc)) if exc.exit_code == 2 else CliFailure(str(exc))
 
 
+def need_stdout(hint: str) -> None:
+    """A one-line error (with ``hint``) when sipflow was started with standard output closed
+    (``>&-``): the command's output would be lost without a word."""
+    if sys.stdout is None:
+        raise CliError(f"standard output is closed{hint}")
+
+
 class _StdoutText(io.TextIOWrapper):
     """Standard output as UTF-8 text that never closes it (the interpreter does, at exit)."""
 
@@ -78,8 +85,7 @@ class OutputFile(click.File):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if value == "-":
-            if sys.stdout is None:  # started with its descriptor closed
-                raise CliError("standard output is closed: give a file with -o")
+            need_stdout(": give a file with -o")
             return _StdoutText(sys.stdout.buffer, encoding="utf-8", line_buffering=sys.stdout.isatty())
         return super().convert(value, param, ctx)
 
@@ -562,9 +568,12 @@ def _peer_names(path: str | None) -> dict[str, str]:
 
 @main.command()
 @click.argument("code", type=int)
+@quiet_on_closed_pipe
 def explain(code: int) -> None:
     """Explain a SIP response code (e.g. 488), from the IANA registry."""
     from analyzer.diagnose.codes import lookup
+
+    need_stdout("")
 
     try:
         entry = lookup(code)
@@ -582,6 +591,7 @@ def explain(code: int) -> None:
 @click.option("--svg", "svg_file", type=click.Path(dir_okay=False), help="Write the ladder as an SVG picture.")
 @click.option("--width", type=int, default=None, help="Terminal width (default: the terminal's).")
 @redact_option
+@quiet_on_closed_pipe
 def flow(
     capture: str, call_id: str, mermaid: bool, svg_file: str | None, width: int | None, redact: tuple[str, ...]
 ) -> None:
@@ -590,6 +600,8 @@ def flow(
     from analyzer.report.calls import redact_reports
     from analyzer.report.ladder import ladder_mermaid, ladder_svg, ladder_text
 
+    if not svg_file:
+        need_stdout(": write the ladder to a file with --svg")
     redaction = redaction_of(redact)
     try:
         result = run(capture)

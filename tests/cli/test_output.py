@@ -100,3 +100,28 @@ def test_closed_standard_output_is_a_one_line_error() -> None:
     capture = Path(__file__).parents[2] / "sample_pcaps" / "udp_call.pcap"
     run = _sipflow(f"messages {capture} >&-")
     assert (run.returncode, run.stderr) == (2, "sipflow: error: standard output is closed: give a file with -o\n")
+
+
+def test_explain_and_flow_with_closed_standard_output_are_one_line_errors() -> None:
+    capture = Path(__file__).parents[2] / "sample_pcaps" / "udp_call.pcap"
+    run = _sipflow("explain 488 >&-")
+    assert (run.returncode, run.stderr) == (2, "sipflow: error: standard output is closed\n")
+    run = _sipflow(f"flow {capture} 1-udp_call@198.18.0.1 >&-")
+    assert (run.returncode, run.stderr) == (
+        2,
+        "sipflow: error: standard output is closed: write the ladder to a file with --svg\n",
+    )
+
+
+def test_explain_and_flow_into_a_closed_pipe_end_quietly() -> None:
+    capture = Path(__file__).parents[2] / "sample_pcaps" / "udp_call.pcap"
+    sipflow = str(Path(sys.executable).parent / "sipflow")
+    for args in (
+        ["explain", "488"],
+        ["flow", str(capture), "1-udp_call@198.18.0.1"],
+        ["flow", str(capture), "1-udp_call@198.18.0.1", "--mermaid"],
+    ):
+        with subprocess.Popen([sipflow, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+            assert proc.stdout is not None and proc.stderr is not None
+            proc.stdout.close()  # the reader is gone before anything is written
+            assert (proc.wait(timeout=60), proc.stderr.read()) == (0, b""), args
