@@ -140,6 +140,7 @@ class FastRun(_FusedRun):
         # compares seconds, the plain walk the exact time.
         until_sec = (1 << 62) if until is None else until // 1_000_000_000
         header_len, max_record = RECORD_HEADER_LEN, MAX_RECORD  # locals: read on every record
+        alike = alike_records
         try:
             while True:
                 left = n - pos  # a record cut by the end of the last chunk: moved to the front
@@ -166,7 +167,7 @@ class FastRun(_FusedRun):
                     # A run of records the drop test drops: only counted (when they are this
                     # process's to count; process 0 counts them when several share the file).
                     first_drop = pos
-                    skipped = cut = 0
+                    skipped = cut = same = 0  # same: the length of the last record dropped
                     while pos <= fits:
                         sec, incl, orig, eth, vihl, frag, proto, first = drop_head(work, pos)
                         end = pos + incl + header_len
@@ -185,6 +186,15 @@ class FastRun(_FusedRun):
                         skipped += 1
                         cut += incl < orig
                         pos = end
+                        if incl == same and until is None:  # two alike: perhaps a run of them (RTP)
+                            step = incl + header_len
+                            many = alike(work, last_drop, step, min(fits, n - step), _PCAP_ALIKE)
+                            if many:
+                                skipped += many
+                                cut += many * (incl < orig)
+                                last_drop += many * step
+                                pos += many * step
+                        same = incl
                     if skipped:
                         number += skipped
                         captured = pos - first_drop - header_len * skipped  # the records lie end to end
@@ -229,6 +239,56 @@ class FastRun(_FusedRun):
                 stats.stop(f"last record cut short at byte {offset + pos} ({n - pos} bytes left over)")
         finally:
             self.frames = number - self.first_frame + 1
+
+
+_FRAG_KEPT = bytes(1 if b & 0x3F else 0 for b in range(256))
+"""IPv4's flags and high bits of the fragment offset: 1 for a fragment (an offset or MF)."""
+_FIRST_KEPT = bytes(1 if UDP_INTERESTING[b] else 0 for b in range(256))
+"""A UDP payload's first byte: 1 for one the drop test keeps."""
+_PCAP_ALIKE = ((8, 9, 10, 11, 12, 13, 14, 15, 28, 29, 30, 37, 39), ((36, _FRAG_KEPT), (58, _FIRST_KEPT)))
+"""What :func:`alike_records` reads of a pcap record: the bytes that are the same in every
+record of a run (its two lengths, the EtherType, IPv4 version/IHL, the fragment offset's low
+byte, the protocol), and those that may vary, with a table that makes each value the drop test
+keeps a 1 (the flags and the offset's high bits, the payload's first byte)."""
+_PCAPNG_ALIKE = (
+    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 20, 21, 22, 23, 24, 25, 26, 27, 40, 41, 42, 49, 51),
+    ((48, _FRAG_KEPT), (70, _FIRST_KEPT)),
+)
+"""The same of an Enhanced Packet Block: its type and length, the interface, the two lengths,
+then the frame's bytes as in a pcap record."""
+_ALIKE_MOST = 512
+
+Alike = tuple[tuple[int, ...], tuple[tuple[int, bytes], ...]]
+
+
+def alike_records(buf: bytes | bytearray, first: int, step: int, last_start: int, alike: Alike) -> int:
+    """How many records after the one at ``first`` (which the drop test dropped), lying end to
+    end ``step`` bytes apart and starting at most at ``last_start``, the drop test drops too
+    (at most ``_ALIKE_MOST``): on a trunk, runs of RTP packets of one length.
+
+    Each byte the drop test reads (``alike``: :data:`_PCAP_ALIKE`, :data:`_PCAPNG_ALIKE`) is
+    read from all the records at once, by a slice with a step (that byte of each record), and
+    compared with the first record's, or mapped through its table, in one call. The times are
+    not read: the caller has no ``until_ns``."""
+    start = first + step
+    many = min((last_start - start) // step + 1, _ALIKE_MOST)
+    if many <= 0:
+        return 0
+    same, kept = alike
+    for at in same:
+        column = buf[start + at : start + many * step : step]
+        value = buf[first + at : first + at + 1]
+        if column != value * many:
+            many -= len(column.lstrip(value))
+            if not many:
+                return 0
+    for at, table in kept:
+        stop = buf[start + at : start + many * step : step].translate(table).find(1)
+        if stop == 0:
+            return 0
+        if stop > 0:
+            many = stop
+    return many
 
 
 class _Dropped:
@@ -331,6 +391,7 @@ class FastPcapngRun(_FusedRun):
         latest: list[int] = []  # per interface, the last timestamp at most ``until``
         latest_of: list[Interface] | None = None
         epb, max_block = EPB, MAX_BLOCK  # locals: read on every block
+        alike = alike_records
         ahead = rd.take_ahead()  # a frame first_time() read
         try:
             while True:
@@ -350,7 +411,7 @@ class FastPcapngRun(_FusedRun):
                     nbuf, nif = len(buf), len(latest)
                     last = nbuf - _NG_HEAD_LEN  # a block from here on is left to step()
                     first_drop = pos
-                    skipped = skipped_bytes = cut = 0
+                    skipped = skipped_bytes = cut = same = 0  # same: the length of the last block dropped
                     while pos <= last and not rd.first:
                         btype, blen, ifid, hi, lo, caplen, origlen, eth, vihl, frag, proto, first = head(buf, pos)
                         if not (
@@ -373,6 +434,15 @@ class FastPcapngRun(_FusedRun):
                         skipped += 1
                         skipped_bytes += caplen
                         cut += caplen < origlen
+                        if blen == same and until is None:  # two alike: perhaps a run of them (RTP)
+                            many = alike(buf, last_drop, blen, min(last, nbuf - blen), _PCAPNG_ALIKE)
+                            if many:
+                                skipped += many
+                                skipped_bytes += many * caplen
+                                cut += many * (caplen < origlen)
+                                last_drop += many * blen
+                                pos += many * blen
+                        same = blen
                     rd.pos = pos
                     if skipped:
                         number += skipped
