@@ -13,6 +13,7 @@ import pytest
 from analyzer.capture.pcap import PcapRecords
 from analyzer.capture.pcapng import PcapngBlocks
 from analyzer.reader import MergedReader
+from analyzer.sip.message import Origin
 
 PUBLIC = Path(__file__).resolve().parents[2] / "shared" / "pcaps"
 SOURCE = PUBLIC / "heplify" / "rtp_rtcp_sip_ipv4_udp.pcap"  # 4,269 frames: RTP, RTCP and 14 SIP messages
@@ -139,3 +140,37 @@ def test_rotated_files_go_through_the_fused_loop(tmp_path: Path, monkeypatch: py
     _read(cases["alternate frames"])
     q = 4269 // 4
     assert merged_from == [q, 1]  # merged after the first file's records up to the second's start
+
+
+def _retimed(record: bytes, like: bytes, seconds: int = 0) -> bytes:
+    """A pcap record (little-endian) given the time of record ``like``, ``seconds`` later."""
+    return (int.from_bytes(like[:4], "little") + seconds).to_bytes(4, "little") + like[4:8] + record[8:]
+
+
+@pytest.mark.parametrize("later", [0, 300], ids=["in the same second", "minutes later"])
+def test_a_run_of_rtp_that_goes_on_past_the_next_files_start(
+    later: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fused loop takes a run of records of one length at once (alike_records); here the
+    # first file's run goes on past the second file's start, in the same second or (the second
+    # file and one record of the first moved minutes later) in another. The second file holds
+    # a SIP message: its frame number tells where the first file's frames were merged.
+    head, r = _records(PUBLIC / "wireshark-samplecaptures" / "sip-rtp-g711.pcap")
+    sip = next(x for x in r if b"SIP/2.0" in x)
+    # inside a run of 1,500 G.711 packets of one length, the first of a new second (the loop
+    # takes records at once only up to the second the next file starts in)
+    k = next(
+        i for i in range(10, len(r)) if r[i][:4] != r[i - 1][:4] and len({len(x) for x in r[i - 10 : i + 10]}) == 1
+    )
+    if later:
+        first = [*r[:k], _retimed(r[k + 1], r[k + 1], later + 1), *r[k + 2 :]]
+        second = [_retimed(sip, r[k], later)]
+    else:
+        first, second = [*r[:k], *r[k + 3 :]], [r[k], _retimed(sip, r[k + 1]), r[k + 2]]
+    paths = [_write(tmp_path / "a.pcap", head, first), _write(tmp_path / "b.pcap", head, second)]
+    fast = _read(paths)
+    _merge_every_frame(monkeypatch)
+    assert fast == _read(paths)
+    messages: list[tuple[Origin, bytes, object]] = fast[0]  # type: ignore[assignment]
+    sip_frame = k + 2 - (1 if later else 0)  # after the records up to the second file's start
+    assert sip_frame in [origin.frame for origin, raw, _ in messages if raw == sip[16 + 42 :]]

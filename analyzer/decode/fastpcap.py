@@ -141,6 +141,7 @@ class FastRun(_FusedRun):
         until_sec = (1 << 62) if until is None else until // 1_000_000_000
         header_len, max_record = RECORD_HEADER_LEN, MAX_RECORD  # locals: read on every record
         alike = alike_records
+        timed = _pcap_alike(order, until_sec)
         try:
             while True:
                 left = n - pos  # a record cut by the end of the last chunk: moved to the front
@@ -186,9 +187,9 @@ class FastRun(_FusedRun):
                         skipped += 1
                         cut += incl < orig
                         pos = end
-                        if incl == same and until is None:  # two alike: perhaps a run of them (RTP)
+                        if incl == same:  # two alike: perhaps a run of them (RTP)
                             step = incl + header_len
-                            many = alike(work, last_drop, step, min(fits, n - step), _PCAP_ALIKE)
+                            many = alike(work, last_drop, step, min(fits, n - step), timed(sec))
                             if many:
                                 skipped += many
                                 cut += many * (incl < orig)
@@ -261,6 +262,19 @@ _ALIKE_MOST = 512
 Alike = tuple[tuple[int, ...], tuple[tuple[int, bytes], ...]]
 
 
+def _pcap_alike(order: str, until_sec: int) -> Callable[[int], Alike]:
+    """What :func:`alike_records` reads of a pcap record, for a run whose first record's
+    seconds are ``sec``, when records of ``until_sec`` or later must not be taken: besides
+    :data:`_PCAP_ALIKE`, the three high bytes of the seconds, the same as the first record's
+    (runs end every 256 s), and when those are ``until_sec``'s, a low byte below its low byte."""
+    if until_sec >= 1 << 32:  # no time to stop at
+        return lambda sec: _PCAP_ALIKE
+    low, high = (0, (1, 2, 3)) if order == "<" else (3, (0, 1, 2))
+    before = (_PCAP_ALIKE[0] + high, _PCAP_ALIKE[1])
+    just_before = (before[0], (*before[1], (low, bytes(0 if b < (until_sec & 0xFF) else 1 for b in range(256)))))
+    return lambda sec: before if sec >> 8 < until_sec >> 8 else just_before
+
+
 def alike_records(buf: bytes | bytearray, first: int, step: int, last_start: int, alike: Alike) -> int:
     """How many records after the one at ``first`` (which the drop test dropped), lying end to
     end ``step`` bytes apart and starting at most at ``last_start``, the drop test drops too
@@ -268,8 +282,7 @@ def alike_records(buf: bytes | bytearray, first: int, step: int, last_start: int
 
     Each byte the drop test reads (``alike``: :data:`_PCAP_ALIKE`, :data:`_PCAPNG_ALIKE`) is
     read from all the records at once, by a slice with a step (that byte of each record), and
-    compared with the first record's, or mapped through its table, in one call. The times are
-    not read: the caller has no ``until_ns``."""
+    compared with the first record's, or mapped through its table, in one call."""
     start = first + step
     many = min((last_start - start) // step + 1, _ALIKE_MOST)
     if many <= 0:
@@ -434,7 +447,7 @@ class FastPcapngRun(_FusedRun):
                         skipped += 1
                         skipped_bytes += caplen
                         cut += caplen < origlen
-                        if blen == same and until is None:  # two alike: perhaps a run of them (RTP)
+                        if blen == same and until is None:  # two alike: perhaps a run (times not read)
                             many = alike(buf, last_drop, blen, min(last, nbuf - blen), _PCAPNG_ALIKE)
                             if many:
                                 skipped += many
