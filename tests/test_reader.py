@@ -147,9 +147,10 @@ def _retimed(record: bytes, like: bytes, seconds: int = 0) -> bytes:
     return (int.from_bytes(like[:4], "little") + seconds).to_bytes(4, "little") + like[4:8] + record[8:]
 
 
+@pytest.mark.parametrize("kind", ["pcap", pytest.param("pcapng", marks=pytest.mark.tools)])
 @pytest.mark.parametrize("later", [0, 300], ids=["in the same second", "minutes later"])
 def test_a_run_of_rtp_that_goes_on_past_the_next_files_start(
-    later: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    later: int, kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The fused loop takes a run of records of one length at once (alike_records); here the
     # first file's run goes on past the second file's start, in the same second or (the second
@@ -168,6 +169,8 @@ def test_a_run_of_rtp_that_goes_on_past_the_next_files_start(
     else:
         first, second = [*r[:k], *r[k + 3 :]], [r[k], _retimed(sip, r[k + 1]), r[k + 2]]
     paths = [_write(tmp_path / "a.pcap", head, first), _write(tmp_path / "b.pcap", head, second)]
+    if kind == "pcapng":
+        paths = _as_pcapng(paths)
     fast = _read(paths)
     _merge_every_frame(monkeypatch)
     assert fast == _read(paths)

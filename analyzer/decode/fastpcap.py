@@ -189,7 +189,8 @@ class FastRun(_FusedRun):
                         pos = end
                         if incl == same:  # two alike: perhaps a run of them (RTP)
                             step = incl + header_len
-                            many = alike(work, last_drop, step, min(fits, n - step), timed(sec))
+                            spec = timed(sec)
+                            many = alike(work, last_drop, step, min(fits, n - step), spec) if spec else 0
                             if many:
                                 skipped += many
                                 cut += many * (incl < orig)
@@ -262,17 +263,34 @@ _ALIKE_MOST = 512
 Alike = tuple[tuple[int, ...], tuple[tuple[int, bytes], ...]]
 
 
-def _pcap_alike(order: str, until_sec: int) -> Callable[[int], Alike]:
-    """What :func:`alike_records` reads of a pcap record, for a run whose first record's
-    seconds are ``sec``, when records of ``until_sec`` or later must not be taken: besides
-    :data:`_PCAP_ALIKE`, the three high bytes of the seconds, the same as the first record's
-    (runs end every 256 s), and when those are ``until_sec``'s, a low byte below its low byte."""
+def _before(alike: Alike, high: tuple[int, ...], low: int, limit: int) -> Callable[[int], Alike | None]:
+    """What :func:`alike_records` reads of a record when records at or after a time must not
+    be taken: ``limit``, in units of the byte at offset ``low`` of the record's time, whose
+    higher bytes are at ``high``. For a run whose first record's time in those units is
+    ``t``: besides ``alike``, the higher bytes, the same as the first record's (a run ends
+    where they change), and when they are ``limit``'s too, a byte at ``low`` below ``limit``'s;
+    None (no run) when ``t`` is not below ``limit``."""
+    before = (alike[0] + high, alike[1])
+    just_before = (before[0], (*before[1], (low, bytes(0 if b < (limit & 0xFF) else 1 for b in range(256)))))
+    return lambda t: before if t >> 8 < limit >> 8 else just_before if t < limit else None
+
+
+def _pcap_alike(order: str, until_sec: int) -> Callable[[int], Alike | None]:
+    """For a pcap record, by the seconds of a run's first record: records of ``until_sec`` or
+    later are not taken (the three high bytes of the seconds, then the low byte)."""
     if until_sec >= 1 << 32:  # no time to stop at
         return lambda sec: _PCAP_ALIKE
-    low, high = (0, (1, 2, 3)) if order == "<" else (3, (0, 1, 2))
-    before = (_PCAP_ALIKE[0] + high, _PCAP_ALIKE[1])
-    just_before = (before[0], (*before[1], (low, bytes(0 if b < (until_sec & 0xFF) else 1 for b in range(256)))))
-    return lambda sec: before if sec >> 8 < until_sec >> 8 else just_before
+    return _before(_PCAP_ALIKE, (1, 2, 3) if order == "<" else (0, 1, 2), 0 if order == "<" else 3, until_sec)
+
+
+def _pcapng_alike(order: str, latest: int) -> Callable[[int], Alike | None]:
+    """For an Enhanced Packet Block, by its timestamp >> 16: blocks after ``latest`` (in the
+    interface's units) are not taken; nor, to be sure, those within 65,536 units before it
+    (the five high bytes of the timestamp, then the next one)."""
+    if latest >= NO_RECORD:
+        return lambda t: _PCAPNG_ALIKE
+    high, low = ((12, 13, 14, 15, 19), 18) if order == "<" else ((12, 13, 14, 15, 16), 17)
+    return _before(_PCAPNG_ALIKE, high, low, latest >> 16)
 
 
 def alike_records(buf: bytes | bytearray, first: int, step: int, last_start: int, alike: Alike) -> int:
@@ -402,6 +420,7 @@ class FastPcapngRun(_FusedRun):
         ipv4 = frag_mask = 0
         until = self.until_ns
         latest: list[int] = []  # per interface, the last timestamp at most ``until``
+        timed: list[Callable[[int], Alike | None]] = []  # per interface, what runs read
         latest_of: list[Interface] | None = None
         epb, max_block = EPB, MAX_BLOCK  # locals: read on every block
         alike = alike_records
@@ -421,6 +440,7 @@ class FastPcapngRun(_FusedRun):
                     if ifaces is not latest_of or len(latest) != len(ifaces):  # a new section or interface
                         latest_of = ifaces
                         latest = [_latest(i, until) for i in ifaces]
+                        timed = [_pcapng_alike(order, t) for t in latest]
                     nbuf, nif = len(buf), len(latest)
                     last = nbuf - _NG_HEAD_LEN  # a block from here on is left to step()
                     first_drop = pos
@@ -447,8 +467,9 @@ class FastPcapngRun(_FusedRun):
                         skipped += 1
                         skipped_bytes += caplen
                         cut += caplen < origlen
-                        if blen == same and until is None:  # two alike: perhaps a run (times not read)
-                            many = alike(buf, last_drop, blen, min(last, nbuf - blen), _PCAPNG_ALIKE)
+                        if blen == same:  # two alike: perhaps a run of them (RTP)
+                            spec = timed[ifid]((hi << 32 | lo) >> 16)
+                            many = alike(buf, last_drop, blen, min(last, nbuf - blen), spec) if spec else 0
                             if many:
                                 skipped += many
                                 skipped_bytes += many * caplen
