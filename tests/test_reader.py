@@ -4,9 +4,11 @@ frame gives (mergecap's order and numbering)."""
 
 from __future__ import annotations
 
+import signal
 import struct
 import subprocess
 from pathlib import Path
+from types import FrameType
 
 import pytest
 
@@ -177,3 +179,34 @@ def test_a_run_of_rtp_that_goes_on_past_the_next_files_start(
     messages: list[tuple[Origin, bytes, object]] = fast[0]  # type: ignore[assignment]
     sip_frame = k + 2 - (1 if later else 0)  # after the records up to the second file's start
     assert sip_frame in [origin.frame for origin, raw, _ in messages if raw == sip[16 + 42 :]]
+
+
+def _too_long(_signum: int, _frame: FrameType | None) -> None:
+    raise TimeoutError("still reading after 60 s")
+
+
+def test_a_pcapng_at_two_to_the_minus_64_seconds_is_merged_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A real pcapng whose interface says its times are in 2^-64 s (if_tsresol 0xc0): all its
+    # frames fall in 1970's first second. Read in turn before another capture, the last of its
+    # timestamps before that one's start was looked for one unit (a 54-zeptosecond) at a time.
+    data = (PUBLIC / "goffinet-sip_captures" / "sip.pcapng").read_bytes()
+    idb_at, idb_len = 52, 20  # the Interface Description Block, without options
+    assert data[idb_at : idb_at + 8] == b"\x01\0\0\0\x14\0\0\0"
+    option = b"\x09\0\x01\0\xc0\0\0\0" + b"\0\0\0\0"  # if_tsresol = 2^-64, then opt_endofopt
+    idb = b"\x01\0\0\0\x20\0\0\0" + data[idb_at + 8 : idb_at + 16] + option + b"\x20\0\0\0"
+    changed = tmp_path / "resol.pcapng"
+    changed.write_bytes(data[:idb_at] + idb + data[idb_at + idb_len :])
+    paths = [str(PUBLIC / "wireshark-samplecaptures" / "Asterisk_ZFONE_XLITE.pcap"), str(changed)]
+    old = signal.signal(signal.SIGALRM, _too_long)
+    signal.alarm(60)  # a hang is a failure, not a stuck run
+    try:
+        fast = _read(paths)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    _merge_every_frame(monkeypatch)
+    assert fast == _read(paths)
+    messages: list[tuple[Origin, bytes, object]] = fast[0]  # type: ignore[assignment]
+    assert messages[0][0].ts_ns < 1_000_000_000 < messages[-1][0].ts_ns

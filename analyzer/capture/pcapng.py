@@ -42,14 +42,13 @@ class Interface(NamedTuple):
         return ns + self.ts_offset_ns
 
     def last_ts(self, ns: int) -> int:
-        """The largest timestamp of this interface that is at most ``ns`` nanoseconds."""
-        ns -= self.ts_offset_ns
-        ts = (ns << self.ts_shift) // 1000000000 if self.ts_shift else ns * self.ts_div // self.ts_mul
-        while self.ns(ts + 1) <= ns + self.ts_offset_ns:
-            ts += 1
-        while self.ns(ts) > ns + self.ts_offset_ns:
-            ts -= 1
-        return ts
+        """The largest timestamp of this interface that is at most ``ns`` nanoseconds: :meth:`ns`
+        rounds down, so ``ns(ts) <= N`` is ``ts * 1e9 < (N + 1) << shift`` (or ``ts * mul <
+        (N + 1) * div``). In closed form: at 2^-64 s a nanosecond is 18 billion units."""
+        after = ns - self.ts_offset_ns + 1  # the first nanosecond too late
+        if self.ts_shift:
+            return ((after << self.ts_shift) - 1) // 1000000000
+        return (after * self.ts_div - 1) // self.ts_mul
 
 
 def read_pcapng(stream: BinaryIO, head: bytes, stats: CaptureStats) -> PcapngBlocks:
@@ -254,8 +253,10 @@ class PcapngBlocks:
 
 def _interface(linktype: int, snaplen: int, resol: int, offset_ns: int) -> Interface:
     """Interface with its timestamp scale (if_tsresol: high bit set means 2^-n, else 10^-n)."""
-    if resol & 0x80:
+    if resol & 0x80 and resol & 0x7F:
         return Interface(linktype, snaplen, 1, 1, resol & 0x7F, offset_ns)
+    if resol & 0x80:  # 2^-0: seconds
+        return Interface(linktype, snaplen, 10**9, 1, 0, offset_ns)
     if resol <= 9:
         return Interface(linktype, snaplen, 10 ** (9 - resol), 1, 0, offset_ns)
     return Interface(linktype, snaplen, 1, 10 ** (resol - 9), 0, offset_ns)
