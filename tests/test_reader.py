@@ -16,6 +16,7 @@ from analyzer.capture.pcap import PcapRecords
 from analyzer.capture.pcapng import PcapngBlocks
 from analyzer.reader import MergedReader
 from analyzer.sip.message import Origin
+from tests.edit import with_interface_options
 
 PUBLIC = Path(__file__).resolve().parents[2] / "shared" / "pcaps"
 SOURCE = PUBLIC / "heplify" / "rtp_rtcp_sip_ipv4_udp.pcap"  # 4,269 frames: RTP, RTCP and 14 SIP messages
@@ -191,13 +192,10 @@ def test_a_pcapng_at_two_to_the_minus_64_seconds_is_merged_at_once(
     # A real pcapng whose interface says its times are in 2^-64 s (if_tsresol 0xc0): all its
     # frames fall in 1970's first second. Read in turn before another capture, the last of its
     # timestamps before that one's start was looked for one unit (a 54-zeptosecond) at a time.
-    data = (PUBLIC / "goffinet-sip_captures" / "sip.pcapng").read_bytes()
-    idb_at, idb_len = 52, 20  # the Interface Description Block, without options
-    assert data[idb_at : idb_at + 8] == b"\x01\0\0\0\x14\0\0\0"
-    option = b"\x09\0\x01\0\xc0\0\0\0" + b"\0\0\0\0"  # if_tsresol = 2^-64, then opt_endofopt
-    idb = b"\x01\0\0\0\x20\0\0\0" + data[idb_at + 8 : idb_at + 16] + option + b"\x20\0\0\0"
     changed = tmp_path / "resol.pcapng"
-    changed.write_bytes(data[:idb_at] + idb + data[idb_at + idb_len :])
+    changed.write_bytes(
+        with_interface_options((PUBLIC / "goffinet-sip_captures" / "sip.pcapng").read_bytes(), {9: b"\xc0"})
+    )
     paths = [str(PUBLIC / "wireshark-samplecaptures" / "Asterisk_ZFONE_XLITE.pcap"), str(changed)]
     old = signal.signal(signal.SIGALRM, _too_long)
     signal.alarm(60)  # a hang is a failure, not a stuck run

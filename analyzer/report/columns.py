@@ -30,13 +30,17 @@ class Column:
 
 @lru_cache(maxsize=4096)
 def _utc_second(sec: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    try:
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    except (OverflowError, OSError, ValueError):  # past year 2^31 (a damaged pcapng time offset or unit)
+        return ""
 
 
 def iso_time(ts_ns: int) -> str:
     """ISO 8601 UTC with microseconds, e.g. ``2024-05-01T10:00:00.123456Z``."""
     sec, ns = divmod(ts_ns, 1_000_000_000)
-    return f"{_utc_second(sec)}.{ns // 1000:06d}Z"
+    second = _utc_second(sec)
+    return f"{second}.{ns // 1000:06d}Z" if second else f"(out of range: {ts_ns} ns from 1970)"
 
 
 MESSAGE_COLUMNS: tuple[Column, ...] = (

@@ -39,7 +39,7 @@ from analyzer.analysis import Analysis
 from analyzer.capture.source import open_stream, read_frames
 from analyzer.capture.stats import CaptureStats, RawFrame
 from analyzer.diagnose.verdict import CallReport
-from analyzer.errors import UsageError
+from analyzer.errors import SipflowError, UsageError
 from analyzer.sip.message import SipMessage
 from analyzer.sip.redact import Redaction, changed_runs, mask_copies, mask_frames
 
@@ -49,6 +49,8 @@ TIMER_B_NS = 32_000_000_000
 """64*T1 (RFC 3261 §17.1.1.2): how long after a call an ICMP error can still be about it."""
 SNAPLEN = 262_144
 """Wireshark's largest snapshot length; the header's snaplen (libpcap cuts records above it)."""
+PCAP_END_NS = (1 << 32) * 1_000_000_000
+"""A pcap record's seconds are 32 bits: later times (or earlier than 1970) are written to pcapng."""
 _NEW_FILE_MODE = 0o644
 
 
@@ -106,7 +108,12 @@ def export_frames(
             raise UsageError("nothing to export: no frame could be redacted safely")
     records = [frame for _, frame in selected]
     linktypes = list(dict.fromkeys(lt for _, lt, _, _ in records))
-    if len(linktypes) == 1:
+    late = [(n, ts) for n, (ts, _, _, _) in selected if not 0 <= ts < PCAP_END_NS]  # a damaged time offset
+    unwritable = [(n, ts) for n, ts in late if not 0 <= ts < 1 << 64]
+    if unwritable:
+        n, ts = unwritable[0]
+        raise SipflowError(f"{capture}: frame {n}: its time ({ts} ns from 1970) fits neither a pcap nor a pcapng file")
+    if len(linktypes) == 1 and not late:
         _write_atomic(out, lambda f: _write_pcap(f, records, linktypes[0]))
     else:
         _write_atomic(out, lambda f: _write_pcapng(f, records, linktypes))

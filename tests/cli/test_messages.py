@@ -8,6 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from analyzer.cli import main
+from tests.edit import with_interface_options
 
 AAA = "wireshark-samplecaptures/aaa.pcap"
 
@@ -95,3 +96,14 @@ def test_show_skipped_lists_malformed(shared_pcaps: Path) -> None:
     assert "691 frames, 52 SIP messages" in err
     assert "malformed frame 108 (108): bad-status-line 'SIP/2.0 401 Unauthori%s\\x00\\r\\nCall-ID: 57822'" in err
     assert "malformed frame 346 (346): bad-request-line" in err
+
+
+def test_times_past_year_two_billion_are_listed(shared_pcaps: Path, tmp_path: Path) -> None:
+    # found by fuzzing: a pcapng interface whose time offset (if_tsoffset) is 2^62 s
+    capture = tmp_path / "far.pcapng"
+    data = (shared_pcaps / "goffinet-sip_captures" / "sip.pcapng").read_bytes()
+    capture.write_bytes(with_interface_options(data, {14: (2**62).to_bytes(8, "little")}))
+    for command in (["messages", "--format", "csv"], ["analyze", "--format", "json"], ["analyze"]):
+        result = CliRunner().invoke(main, [*command, str(capture)])
+        assert (result.exit_code, result.exception) == (0, None), command
+        assert "(out of range: 461168601" in result.output

@@ -12,8 +12,10 @@ from analyzer.analysis import Analysis, analyze
 from analyzer.capture.source import open_stream, read_frames
 from analyzer.capture.stats import CaptureStats, RawFrame
 from analyzer.diagnose.verdict import CallReport
-from analyzer.errors import UsageError
+from analyzer.errors import SipflowError, UsageError
+from analyzer.report.columns import iso_time
 from analyzer.report.export import export_frames, frames_for
+from tests.edit import with_interface_options
 
 PCAP_US_LE = bytes.fromhex("d4c3b2a1")
 PCAP_NS_LE = bytes.fromhex("4d3cb2a1")
@@ -216,3 +218,34 @@ def test_gzipped_capture_exports_plain(sample_pcaps: Path, tmp_path: Path) -> No
     plain = frames_of(sample_pcaps / "udp_call.pcap")
     assert frames_of(out) == [plain[2], plain[8]]
     assert out.read_bytes()[:4] == PCAP_US_LE
+
+
+def _offset_capture(tmp_path: Path, offset_s: int) -> Path:
+    """A real pcapng whose interface adds ``offset_s`` seconds to its times (if_tsoffset)."""
+    data = (
+        Path(__file__).resolve().parents[3] / "shared" / "pcaps" / "goffinet-sip_captures" / "sip.pcapng"
+    ).read_bytes()
+    path = tmp_path / "offset.pcapng"
+    path.write_bytes(with_interface_options(data, {14: offset_s.to_bytes(8, "little", signed=True)}))
+    return path
+
+
+def test_times_past_2106_are_exported_to_pcapng(tmp_path: Path) -> None:
+    capture = _offset_capture(tmp_path, 200 * 365 * 86400)  # the 2210s: past a pcap's 32-bit seconds
+    a = analyze(capture)
+    out = tmp_path / "late.pcap"
+    frames = frames_for(a, a.calls[:1])
+    assert export_frames(capture, frames, out) == len(frames)
+    assert out.read_bytes()[:4] == PCAPNG
+    original = frames_of(capture)
+    assert frames_of(out) == [original[n - 1] for n in sorted(frames)]
+    assert iso_time(frames_of(out)[0][0]).startswith("22")
+
+
+def test_times_no_capture_file_holds_are_a_one_line_error(tmp_path: Path) -> None:
+    capture = _offset_capture(tmp_path, -2 * 10**9)  # the 1950s: before 1970, which neither format can say
+    a = analyze(capture)
+    frames = frames_for(a, a.calls[:1])
+    with pytest.raises(SipflowError, match=r"offset.pcapng: frame \d+: its time \(-\d+ ns from 1970\) fits neither"):
+        export_frames(capture, frames, tmp_path / "early.pcap")
+    assert not (tmp_path / "early.pcap").exists()
