@@ -5,9 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-import json
 import os
-import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -480,7 +478,7 @@ class _Streamed:
         self.csv = calls_report.CsvCallsWriter(output) if fmt == "csv" else None
 
     def add(self, r: CallReport) -> None:
-        from analyzer.report.calls import call_dict
+        from analyzer.report.calls import call_json
         from analyzer.report.select import matches
 
         self.summary.add(r)
@@ -497,7 +495,7 @@ class _Streamed:
         elif self.csv is not None:
             self.csv.add(r)
         elif self.fmt == "jsonl":
-            self.output.write(json.dumps(call_dict(r), ensure_ascii=False) + "\n")
+            self.output.write(call_json(r) + "\n")
 
     def close(self, result: Analysis) -> None:
         if self.json is not None:
@@ -619,7 +617,13 @@ def flow(
         elif mermaid:
             click.echo(ladder_mermaid(r, msgs))
         else:
-            click.echo(ladder_text(r, msgs, width=width or shutil.get_terminal_size((100, 24)).columns))
+            click.echo(ladder_text(r, msgs, width=width or _terminal_columns()))
+
+
+def _terminal_columns() -> int:
+    import shutil  # here: only a ladder for the terminal needs it (5 ms of every start)
+
+    return shutil.get_terminal_size((100, 24)).columns
 
 
 def _write_text(path: Path, text: str) -> None:

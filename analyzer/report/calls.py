@@ -199,6 +199,16 @@ def analysis_dict(a: Analysis) -> dict[str, Any]:
     }
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def call_json(r: CallReport) -> str:
+    """A call as one line of JSON (``--format jsonl``, and each call of ``--format json``), by
+    the C encoder: json.dumps with indent runs a pure-Python encoder whose closures form
+    reference cycles, garbage the analysis (collector off) would keep."""
+    return _ENCODE(call_dict(r))
+
+
 class JsonCallsWriter:
     """``sipflow analyze --format json`` written as the calls come: ``calls`` first, then
     ``capture``, ``summary`` and ``security``, known only at the end (the same object as
@@ -210,10 +220,7 @@ class JsonCallsWriter:
         out.write('{\n "calls": [')
 
     def add(self, r: CallReport) -> None:
-        # One line per call, by the C encoder: json.dumps with indent runs a pure-Python encoder
-        # whose closures form reference cycles, garbage the analysis (collector off) would keep.
-        text = json.dumps(call_dict(r), ensure_ascii=False)
-        self.out.write(("\n  " if self.first else ",\n  ") + text)
+        self.out.write(("\n  " if self.first else ",\n  ") + call_json(r))
         self.first = False
 
     def close(self, a: Analysis, summary: dict[str, Any]) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 from collections.abc import Iterable
 from typing import TextIO
 
@@ -151,14 +150,17 @@ class JsonLinesText(RowText):
     """One JSON object a line."""
 
     def __init__(self, columns: tuple[Column, ...]) -> None:
+        import json  # here: only the JSON formats need it (5 ms of every start)
+
         super().__init__(columns)
         self._names = [c.name for c in columns]
+        self._dumps = json.JSONEncoder(ensure_ascii=False).encode
 
     def line(self, cells: Row) -> str:
         return self._object(cells) + "\n"
 
     def _object(self, cells: Row) -> str:
-        return json.dumps(dict(zip(self._names, cells, strict=True)), ensure_ascii=False)
+        return self._dumps(dict(zip(self._names, cells, strict=True)))
 
 
 class JsonText(JsonLinesText):
