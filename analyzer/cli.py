@@ -573,10 +573,9 @@ def explain(code: int) -> None:
 
     need_stdout("")
 
-    try:
-        entry = lookup(code)
-    except ValueError:
-        raise CliError(f"{code} is not a SIP response code (100-699)") from None
+    if not 100 <= code <= 699:
+        raise CliError(f"{code} is not a SIP response code (100-699)")
+    entry = lookup(code)
     click.echo(f"{code} {entry.reason}  [{entry.cls}, {entry.rfc}]")
     click.echo(f"  meaning: {entry.meaning}")
     click.echo(f"  hint:    {entry.hint}")

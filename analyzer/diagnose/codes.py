@@ -26,7 +26,7 @@ class ResponseCode:
     """Reason phrase as registered (for an unregistered code: how it is read)."""
     cls: str
     """``provisional``, ``success``, ``redirection``, ``client-failure``, ``server-failure``
-    or ``global-failure`` (RFC 3261 §21)."""
+    or ``global-failure`` (RFC 3261 §21); ``invalid`` for a code outside 100..699."""
     rfc: str
     """Reference of the registry entry, e.g. ``RFC 3261``."""
     meaning: str
@@ -640,11 +640,24 @@ def lookup(code: int) -> ResponseCode:
     RFC 3261 §8.1.3.2: an unknown final response is treated as the x00 code of its
     class, and an unknown provisional response (other than 100) as 183 Session Progress.
     The entry returned keeps ``code`` and says so in ``reason``, with ``registered=False``.
-    Raises ValueError outside 100..699.
+    A code outside 100..699 (a status line allows any three digits, RFC 3261 §25.1) fits no
+    class: its entry says so, with the class ``invalid``.
     """
     entry = CATALOGUE.get(code)
     if entry is not None:
         return entry
+    if not 100 <= code <= 699:
+        return ResponseCode(
+            code=code,
+            reason="Not a SIP response code",
+            cls="invalid",
+            rfc="RFC 3261",
+            meaning="RFC 3261 §7.2 defines response codes 100 to 699 only: this one fits no class, so no "
+            "client can act on it.",
+            hint="The sender is broken, or something on the path (an SBC, an ALG) damaged the status line: "
+            "capture at the sender and check its software.",
+            registered=False,
+        )
     cls = code_class(code)
     base = CATALOGUE[183 if cls == "provisional" else code // 100 * 100]
     return ResponseCode(

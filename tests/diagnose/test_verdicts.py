@@ -173,3 +173,14 @@ def test_loop_counts_the_relays(sample_pcaps: Path) -> None:
         "482 Loop Detected: the request went round in a routing loop. It was relayed 2 times between "
         "198.18.0.3:5060 and 198.18.0.2:5060. It came from 198.18.0.3:5060."
     )
+
+
+def test_a_status_code_past_699_breaks_the_call_as_invalid(shared_pcaps: Path, tmp_path: Path) -> None:
+    # found by fuzzing: a status line allows any three digits; the diagnosis raised on 999
+    changed = tmp_path / "999.pcap"
+    data = (shared_pcaps / "wireshark-samplecaptures" / "aaa.pcap").read_bytes()
+    changed.write_bytes(data.replace(b"SIP/2.0 480 ", b"SIP/2.0 999 "))  # UDP checksums are not checked
+    (r,) = [c for c in analyze(changed).calls if c.call_id == "11894297-4432a9f8@192.168.1.2"]
+    assert r.outcome is Outcome.REJECTED and r.breaking is not None
+    assert (r.breaking.code, r.breaking.frame) == (999, 621)
+    assert "defines response codes 100 to 699 only" in r.breaking.explanation
