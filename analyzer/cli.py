@@ -572,7 +572,6 @@ def explain(code: int) -> None:
     from analyzer.diagnose.codes import lookup
 
     need_stdout("")
-
     if not 100 <= code <= 699:
         raise CliError(f"{code} is not a SIP response code (100-699)")
     entry = lookup(code)
