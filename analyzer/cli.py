@@ -569,12 +569,12 @@ def _peer_names(path: str | None) -> dict[str, str]:
 @quiet_on_closed_pipe
 def explain(code: int) -> None:
     """Explain a SIP response code (e.g. 488), from the IANA registry."""
-    from analyzer.diagnose.codes import lookup
+    from analyzer.diagnose.codes import INVALID, lookup
 
     need_stdout("")
-    if not 100 <= code <= 699:
-        raise CliError(f"{code} is not a SIP response code (100-699)")
     entry = lookup(code)
+    if entry.cls == INVALID:
+        raise CliError(f"{code} is not a SIP response code (100-699)")
     click.echo(f"{code} {entry.reason}  [{entry.cls}, {entry.rfc}]")
     click.echo(f"  meaning: {entry.meaning}")
     click.echo(f"  hint:    {entry.hint}")

@@ -253,10 +253,9 @@ class PcapngBlocks:
 
 def _interface(linktype: int, snaplen: int, resol: int, offset_ns: int) -> Interface:
     """Interface with its timestamp scale (if_tsresol: high bit set means 2^-n, else 10^-n)."""
-    if resol & 0x80 and resol & 0x7F:
-        return Interface(linktype, snaplen, 1, 1, resol & 0x7F, offset_ns)
-    if resol & 0x80:  # 2^-0: seconds
-        return Interface(linktype, snaplen, 10**9, 1, 0, offset_ns)
+    if resol & 0x80:  # 2^-n s; n = 0 (seconds) is no shift
+        shift = resol & 0x7F
+        return Interface(linktype, snaplen, 1 if shift else 10**9, 1, shift, offset_ns)
     if resol <= 9:
         return Interface(linktype, snaplen, 10 ** (9 - resol), 1, 0, offset_ns)
     return Interface(linktype, snaplen, 1, 10 ** (resol - 9), 0, offset_ns)

@@ -614,9 +614,18 @@ _ENTRIES: Final[tuple[tuple[int, str, str, str, str], ...]] = (
 )
 
 
+INVALID = "invalid"
+"""The class :func:`lookup` gives a code outside 100..699."""
+
+
+def is_response_code(code: int) -> bool:
+    """Whether ``code`` is in 100..699, the codes RFC 3261 §7.2 defines."""
+    return 100 <= code <= 699
+
+
 def code_class(code: int) -> str:
     """``488`` → ``client-failure``; ValueError outside 100..699 (RFC 3261 §7.2)."""
-    if not 100 <= code <= 699:
+    if not is_response_code(code):
         raise ValueError(f"not a SIP response code: {code}")
     return CLASSES[code // 100]
 
@@ -646,11 +655,11 @@ def lookup(code: int) -> ResponseCode:
     entry = CATALOGUE.get(code)
     if entry is not None:
         return entry
-    if not 100 <= code <= 699:
+    if not is_response_code(code):
         return ResponseCode(
             code=code,
             reason="Not a SIP response code",
-            cls="invalid",
+            cls=INVALID,
             rfc="RFC 3261",
             meaning="RFC 3261 §7.2 defines response codes 100 to 699 only: this one fits no class, so no "
             "client can act on it.",
