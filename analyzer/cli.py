@@ -178,7 +178,7 @@ def main() -> None:
     """sipflow: find why SIP calls fail, from pcap/pcapng captures."""
 
 
-@main.command()
+@main.command(short_help="List every SIP message in a capture.")
 @click.argument("capture", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format.")
 @click.option(
@@ -263,7 +263,7 @@ def filter_options(f: Callable[..., None]) -> Callable[..., None]:
     return f
 
 
-@main.command()
+@main.command(short_help="Say why each call failed, and which response broke it.")
 @click.argument("captures", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @click.option(
     "--format",
@@ -564,7 +564,7 @@ def _peer_names(path: str | None) -> dict[str, str]:
     return {str(k): v for k, v in peers.items()}
 
 
-@main.command()
+@main.command(short_help="Explain a SIP response code such as 488.")
 @click.argument("code", type=int)
 @quiet_on_closed_pipe
 def explain(code: int) -> None:
@@ -580,7 +580,7 @@ def explain(code: int) -> None:
     click.echo(f"  hint:    {entry.hint}")
 
 
-@main.command()
+@main.command(short_help="Draw one call's flow (ladder).")
 @click.argument("capture", type=click.Path(dir_okay=False))
 @click.argument("call_id")
 @click.option("--mermaid", is_flag=True, help="Print a Mermaid sequence diagram instead.")
@@ -633,7 +633,7 @@ def _write_text(path: Path, text: str) -> None:
     atomic_write(path, write)
 
 
-@main.command()
+@main.command(short_help="Write the frames of the selected calls to a pcap.")
 @click.argument("capture", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="The pcap to write.")
 @click.option("--failed", is_flag=True, help="Only calls with a breaking response.")

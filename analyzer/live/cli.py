@@ -54,7 +54,11 @@ def _signals(stop: threading.Event, hurry: Callable[[], None]) -> Iterator[None]
             signal.signal(sig, h)
 
 
-@click.command(name="live", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(
+    name="live",
+    short_help="Watch live SIP (an interface or HEP) and report calls as they end.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option("-i", "--interface", "iface", help="Capture on this interface (any: all) through tcpdump.")
 @click.option("--bpf", help="Capture filter instead of the default (see --print-filter).")
 @click.option(
