@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
-from rich.table import Table
 from rich.text import Text
 
 from analyzer.diagnose.verdict import CallReport
@@ -20,6 +19,7 @@ from analyzer.live.metrics import PeerRow
 from analyzer.live.stats import OTHER
 from analyzer.report.columns import iso_time
 from analyzer.report.kpi import Kpis
+from analyzer.report.terminal import PlainTable
 
 MAX_PEER_ROWS = 8
 """Peers shown (busiest first, ``other`` last); the metrics name up to 20."""
@@ -66,7 +66,7 @@ def render(st: ViewState) -> RenderableType:
     if st.dropped:
         head.append("  dropped " + ", ".join(f"{k} {v}" for k, v in sorted(st.dropped.items())), style="yellow")
     k = st.kpis
-    kpi = Table(title=f"last {st.window_s / 60:g} min", title_justify="left", box=None, pad_edge=False)
+    kpi = PlainTable(title=f"last {st.window_s / 60:g} min", title_justify="left", box=None, pad_edge=False)
     for name in ("calls", "answered", "failed", "ASR", "NER", "SEER", "ISA", "PDD p50", "PDD p95", "ACD", "regs"):
         kpi.add_column(name, justify="right")
     kpi.add_row(
@@ -82,7 +82,7 @@ def render(st: ViewState) -> RenderableType:
         "-" if k.acd_s is None else f"{k.acd_s:.1f} s",
         str(k.registrations),
     )
-    failed = Table(title="recent failed calls", title_justify="left", box=None, pad_edge=False)
+    failed = PlainTable(title="recent failed calls", title_justify="left", box=None, pad_edge=False)
     for name in ("end", "caller", "callee", "outcome", "breaking response", "rule", "hop"):
         failed.add_column(name, overflow="ellipsis", no_wrap=True)
     for r in reversed(st.recent_failed):
@@ -100,9 +100,9 @@ def render(st: ViewState) -> RenderableType:
     return Group(head, kpi, failed, _peers(st.peers))
 
 
-def _peers(rows: tuple[PeerRow, ...]) -> Table:
+def _peers(rows: tuple[PeerRow, ...]) -> PlainTable:
     """The window's calls per peer (the next hop of the caller, as in `analyze`'s summary)."""
-    t = Table(title="per peer (next hop of the caller)", title_justify="left", box=None, pad_edge=False)
+    t = PlainTable(title="per peer (next hop of the caller)", title_justify="left", box=None, pad_edge=False)
     for name in ("peer", "calls", "ASR", "NER", "top failure"):
         t.add_column(name, justify="left" if name in ("peer", "top failure") else "right", no_wrap=True)
     shown = list(rows[:MAX_PEER_ROWS])

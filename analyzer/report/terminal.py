@@ -7,9 +7,10 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
-from rich.console import Console
-from rich.markup import escape
+from rich.console import Console, RenderableType
+from rich.style import StyleType
 from rich.table import Table
+from rich.text import Text
 
 from analyzer.analysis import Analysis
 from analyzer.correlate.model import Kind
@@ -19,6 +20,17 @@ from analyzer.report.columns import iso_time
 from analyzer.report.kpi import Kpis, by_peer, kpis
 
 MAX_FAILED_ROWS = 50
+
+
+class PlainTable(Table):
+    """A rich table whose text cells are shown as they are, never read as rich's markup: they
+    come from the wire, and a Call-ID or a reason phrase holding ``[/x]`` made rich raise."""
+
+    def add_row(
+        self, *renderables: RenderableType | None, style: StyleType | None = None, end_section: bool = False
+    ) -> None:
+        cells = [Text(r) if isinstance(r, str) else r for r in renderables]
+        super().add_row(*cells, style=style, end_section=end_section)
 
 
 def peer_namer(names: Mapping[str, str]) -> Callable[[CallReport], str]:
@@ -37,7 +49,7 @@ def _fmt(v: float | None, unit: str = "") -> str:
 
 
 def _kpi_table(k: Kpis) -> Table:
-    t = Table(title="KPIs (RFC 6076, ITU-T E.411)", show_edge=False, title_justify="left")
+    t = PlainTable(title="KPIs (RFC 6076, ITU-T E.411)", show_edge=False, title_justify="left")
     for col in (
         "attempts",
         "ASR",
@@ -64,7 +76,7 @@ def _kpi_table(k: Kpis) -> Table:
 
 
 def _outcomes(reports: list[CallReport]) -> Table:
-    t = Table(title="Outcomes", show_edge=False, title_justify="left")
+    t = PlainTable(title="Outcomes", show_edge=False, title_justify="left")
     for col in ("kind", "outcome", "count", "share"):
         t.add_column(col, justify="right" if col in ("count", "share") else "left")
     counts = Counter((str(r.kind), str(r.outcome)) for r in reports)
@@ -78,7 +90,7 @@ def _causes(reports: list[CallReport]) -> Table | None:
     failed = [r for r in reports if r.breaking is not None]
     if not failed:
         return None
-    t = Table(title="Top failure causes", show_edge=False, title_justify="left")
+    t = PlainTable(title="Top failure causes", show_edge=False, title_justify="left")
     for col in ("rule", "code", "count", "share", "example Call-ID"):
         t.add_column(col, justify="right" if col in ("count", "share", "code") else "left", overflow="fold")
     groups: dict[tuple[str, str], list[CallReport]] = {}
@@ -95,7 +107,7 @@ def _peers(reports: list[CallReport], namer: Callable[[CallReport], str]) -> Tab
     calls = [r for r in reports if r.kind is Kind.CALL]
     if not calls:
         return None
-    t = Table(title="Per peer (next hop of the caller)", show_edge=False, title_justify="left")
+    t = PlainTable(title="Per peer (next hop of the caller)", show_edge=False, title_justify="left")
     for col in ("peer", "attempts", "answered", "ASR", "failed", "PDD med", "PDD p95"):
         t.add_column(col, justify="left" if col == "peer" else "right")
     for name, k in by_peer(calls, namer).items():
@@ -112,7 +124,7 @@ def _failed(reports: list[CallReport]) -> Table | None:
     more = (
         f" (first {len(shown)} of {len(failed)}; --format csv or --report for all)" if len(failed) > len(shown) else ""
     )
-    t = Table(title=f"Failed ({len(failed)}){more}", show_edge=False, title_justify="left", show_lines=True)
+    t = PlainTable(title=f"Failed ({len(failed)}){more}", show_edge=False, title_justify="left", show_lines=True)
     for col in ("outcome", "call", "breaking response", "why"):
         t.add_column(col, overflow="fold", ratio=3 if col == "why" else 1)
     for r in shown:
@@ -132,7 +144,7 @@ def _failed(reports: list[CallReport]) -> Table | None:
 def _security(findings: list[SecurityFinding]) -> Table | None:
     if not findings:
         return None
-    t = Table(title=f"Security ({len(findings)})", show_edge=False, title_justify="left", show_lines=True)
+    t = PlainTable(title=f"Security ({len(findings)})", show_edge=False, title_justify="left", show_lines=True)
     for col in ("severity", "rule", "source", "count", "what", "frames"):
         t.add_column(
             col, overflow="fold", justify="right" if col == "count" else "left", ratio=4 if col == "what" else None
@@ -144,7 +156,7 @@ def _security(findings: list[SecurityFinding]) -> Table | None:
             f.rule,
             f.src,
             str(f.count),
-            escape(f"{f.summary}\n{span}\nhint: {f.hint}"),  # user agents and Call-IDs come from the wire
+            f"{f.summary}\n{span}\nhint: {f.hint}",
             " ".join(str(n) for n in f.frames),
         )
     return t
@@ -191,7 +203,7 @@ def write_summary(
     if st.first_ts_ns is not None and st.last_ts_ns is not None:
         span = f"{iso_time(st.first_ts_ns)} .. {iso_time(st.last_ts_ns)}"
     selected = f" ({len(rs)} selected)" if reports is not None and len(rs) != conversations else ""
-    console.print(f"[bold]{a.path}[/bold]")
+    console.print(Text(a.path, style="bold"))
     console.print(f"  {span}")
     console.print(
         f"  {st.frames} packets, {st.sip_messages} SIP messages, {conversations} conversations{selected}, "
@@ -199,7 +211,7 @@ def write_summary(
     )
     if st.limits:
         hit = ", ".join(f"{name} {n}" for name, n in sorted(st.limits.items()))
-        console.print(f"  [bold]limits reached[/bold] (--limit): {escape(hit)}")
+        console.print(Text.assemble("  ", ("limits reached", "bold"), f" (--limit): {hit}"))
     security = _security(a.security)  # about the whole capture: filters do not apply
     if not rs:
         console.print("No conversations.")

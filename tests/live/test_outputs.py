@@ -137,6 +137,19 @@ def test_view_renders_on_a_fixed_console() -> None:
                                     "callee_rejected", "caller", "leg"]  # fmt: skip
 
 
+def test_view_shows_markup_from_the_wire_as_it_is() -> None:
+    # a reason phrase or a peer's name holding rich's markup made the view raise MarkupError
+    r = analyze(SAMPLE_PCAPS / "rule_callee_busy.pcap").calls[0]
+    assert r.breaking is not None
+    marked = dataclasses.replace(r, breaking=dataclasses.replace(r.breaking, reason="Busy [/x] Here"))
+    rolling = Rolling(window_s=600)
+    rolling.add(marked)
+    state = ViewState("-i lo", 1, 1, 1, 0, 1, 0, 0, {}, 600, rolling.kpis(), tuple(rolling.failed))
+    out = io.StringIO()
+    Console(file=out, width=200, color_system=None, force_terminal=False).print(render_view(state))
+    assert f"{r.breaking.code} Busy [/x] Here" in out.getvalue()
+
+
 def test_rolling_window_forgets_old_calls() -> None:
     r = analyze(SAMPLE_PCAPS / "udp_call.pcap").calls[0]
     rolling = Rolling(window_s=60, max_reports=3)
