@@ -48,6 +48,16 @@ def _fmt(v: float | None, unit: str = "") -> str:
     return "-" if v is None else f"{v:g}{unit}"
 
 
+def _ms(v: float | None) -> str:
+    """A delay: in ms below 10 s (4.426 ms, 3553.3 ms), in seconds from there (35.6 s)."""
+    return _fmt(v, " ms") if v is None or v < 10_000 else f"{v / 1000:.1f} s"
+
+
+def _count(n: int, what: str) -> str:
+    """``1,234 packets``, ``1 packet``."""
+    return f"{n:,} {what}{'' if n == 1 else 's'}"
+
+
 def _kpi_table(k: Kpis) -> Table:
     t = PlainTable(title="KPIs (RFC 6076, ITU-T E.411)", show_edge=False, title_justify="left")
     for col in (
@@ -69,8 +79,8 @@ def _kpi_table(k: Kpis) -> Table:
         t.add_column(col, justify="right")
     t.add_row(
         str(k.attempts), _fmt(k.asr, "%"), _fmt(k.ner, "%"), _fmt(k.ser, "%"), _fmt(k.seer, "%"), _fmt(k.isa, "%"),
-        _fmt(k.scr, "%"), _fmt(k.acd_s, " s"), _fmt(k.pdd_median_ms, " ms"), _fmt(k.pdd_p95_ms, " ms"),
-        _fmt(k.sdd_median_ms, " ms"), str(k.registrations), _fmt(k.rrd_median_ms, " ms"), _fmt(k.ira, "%"),
+        _fmt(k.scr, "%"), _fmt(k.acd_s, " s"), _ms(k.pdd_median_ms), _ms(k.pdd_p95_ms),
+        _ms(k.sdd_median_ms), str(k.registrations), _ms(k.rrd_median_ms), _fmt(k.ira, "%"),
     )  # fmt: skip
     return t
 
@@ -112,7 +122,7 @@ def _peers(reports: list[CallReport], namer: Callable[[CallReport], str]) -> Tab
         t.add_column(col, justify="left" if col == "peer" else "right")
     for name, k in by_peer(calls, namer).items():
         t.add_row(name, str(k.attempts), str(k.answered), _fmt(k.asr, "%"), str(k.failed),
-                  _fmt(k.pdd_median_ms, " ms"), _fmt(k.pdd_p95_ms, " ms"))  # fmt: skip
+                  _ms(k.pdd_median_ms), _ms(k.pdd_p95_ms))  # fmt: skip
     return t
 
 
@@ -206,8 +216,8 @@ def write_summary(
     console.print(Text(a.path, style="bold"))
     console.print(f"  {span}")
     console.print(
-        f"  {st.frames} packets, {st.sip_messages} SIP messages, {conversations} conversations{selected}, "
-        f"{len(st.malformed)} malformed"
+        f"  {_count(st.frames, 'packet')}, {_count(st.sip_messages, 'SIP message')}, "
+        f"{_count(conversations, 'conversation')}{selected}, {len(st.malformed):,} malformed"
     )
     if st.limits:
         hit = ", ".join(f"{name} {n}" for name, n in sorted(st.limits.items()))

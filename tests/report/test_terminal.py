@@ -32,3 +32,15 @@ def test_markup_in_a_call_id_or_a_reason_is_shown_as_it_is(sample_pcaps: Path, t
             "[auth_loop] Credentials for user 'alice' were sent 2 time(s) and challenged again 2 time(s)",
         ],
     ]
+
+
+def test_counts_and_delays_read_as_written(shared_pcaps: Path) -> None:
+    out = io.StringIO()
+    write_summary(out, analyze(shared_pcaps / "wireshark-samplecaptures/aaa.pcap"), width=140)
+    lines = out.getvalue().splitlines()
+    assert lines[2] == "  691 packets, 81 SIP messages, 6 conversations, 0 malformed"
+    # PDD 35,553.3 and 51,527.9 ms, RRD 200,554 ms: in seconds past 10 s
+    assert lines[6].split("│")[8:] == ["  35.6 s ", "  51.5 s ", "       - ", "    2 ", " 200.6 s ", "  0% "]
+    out = io.StringIO()
+    write_summary(out, analyze(shared_pcaps / "wireshark-samplecaptures/nb6-telephone.pcap"), width=140)
+    assert out.getvalue().splitlines()[2] == "  527 packets, 7 SIP messages, 1 conversation, 0 malformed"
