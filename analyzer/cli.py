@@ -54,11 +54,11 @@ def cli_error(exc: SipflowError) -> CliError:
     return CliError(str(exc)) if exc.exit_code == 2 else CliFailure(str(exc))
 
 
-def need_stdout(hint: str) -> None:
-    """A one-line error (with ``hint``) when sipflow was started with standard output closed
-    (``>&-``): the command's output would be lost without a word."""
+def need_stdout(hint: str = "") -> None:
+    """A one-line error (with ``hint``, what to do instead) when sipflow was started with
+    standard output closed (``>&-``): the command's output would be lost without a word."""
     if sys.stdout is None:
-        raise CliError(f"standard output is closed{hint}")
+        raise CliError(f"standard output is closed: {hint}" if hint else "standard output is closed")
 
 
 class _StdoutText(io.TextIOWrapper):
@@ -83,7 +83,7 @@ class OutputFile(click.File):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if value == "-":
-            need_stdout(": give a file with -o")
+            need_stdout("give a file with -o")
             return _StdoutText(sys.stdout.buffer, encoding="utf-8", line_buffering=sys.stdout.isatty())
         return super().convert(value, param, ctx)
 
@@ -571,7 +571,7 @@ def explain(code: int) -> None:
     """Explain a SIP response code (e.g. 488), from the IANA registry."""
     from analyzer.diagnose.codes import INVALID, lookup
 
-    need_stdout("")
+    need_stdout()
     entry = lookup(code)
     if entry.cls == INVALID:
         raise CliError(f"{code} is not a SIP response code (100-699)")
@@ -597,7 +597,7 @@ def flow(
     from analyzer.report.ladder import ladder_mermaid, ladder_svg, ladder_text
 
     if not svg_file:
-        need_stdout(": write the ladder to a file with --svg")
+        need_stdout("write the ladder to a file with --svg")
     redaction = redaction_of(redact)
     try:
         result = run(capture)
