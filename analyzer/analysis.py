@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from analyzer.correlate.model import ConversationKey
 from analyzer.correlate.store import MAX_OPEN, CallStore
 from analyzer.decode.pipeline import Decoder, DecodeStats
 from analyzer.diagnose.security import ReportNote, SecurityConfig, SecurityFinding, SecurityWatch, report_note
@@ -32,8 +33,8 @@ class Analysis:
     calls: list[CallReport]
     """One report per conversation (call, registration …), in start order."""
     messages: list[SipMessage] = field(repr=False)
-    by_call: dict[tuple[str, str], list[SipMessage]] = field(default_factory=dict, repr=False)
-    """Messages of each conversation, keyed by (call_id, kind)."""
+    by_call: dict[ConversationKey, list[SipMessage]] = field(default_factory=dict, repr=False)
+    """Messages of each conversation, by its key (Call-ID, kind, start)."""
     security: list[SecurityFinding] = field(default_factory=list)
     evicted: int = 0
     """Conversations judged early because more than ``max_open`` were open at once (a flood)."""
@@ -43,7 +44,7 @@ class Analysis:
 
     def messages_of(self, report: CallReport) -> list[SipMessage]:
         """The messages of one conversation, in capture order (for ladders and exports)."""
-        return self.by_call.get((report.call_id, str(report.kind)), [])
+        return self.by_call.get(report.key, [])
 
     @property
     def calls_frame(self) -> pd.DataFrame:
@@ -182,7 +183,7 @@ class _Part:
     stats: DecodeStats
     warning: str
     messages: list[SipMessage]
-    by_call: dict[tuple[str, str], list[SipMessage]]
+    by_call: dict[ConversationKey, list[SipMessage]]
     watch: SecurityWatch
     evicted: int
     copies: int
@@ -279,7 +280,7 @@ class _Run:
         self.emit = emit
         self.store = CallStore()
         self.messages: list[SipMessage] = []
-        self.by_call: dict[tuple[str, str], list[SipMessage]] = {}
+        self.by_call: dict[ConversationKey, list[SipMessage]] = {}
         self.pending: list[tuple[tuple[int, str, str], CallReport]] = []
         """Diagnosed reports not handed over yet (a heap in start order)."""
         self.watch = SecurityWatch()  # bounded tables: streaming memory stays bounded
@@ -336,7 +337,7 @@ class _Run:
         icmp = tuple(st.unreachable)
         conversations = self.store.finish()
         if self.keep:
-            self.by_call = {(c.call_id, str(c.kind)): c.messages for c in conversations}
+            self.by_call = {c.key: c.messages for c in conversations}
         for c in conversations:
             self._hold(diagnose(c, end, icmp))
         pending, emit = self.pending, self.emit

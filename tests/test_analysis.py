@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import analyzer.analysis as analysis
 import analyzer.shards as shards
 from analyzer.analysis import analyze
 from analyzer.report.calls import call_dict
@@ -50,6 +51,26 @@ def test_several_processes_give_the_same_analysis(monkeypatch: pytest.MonkeyPatc
         other = analyze(capture, keep_messages=False, jobs=jobs)
         assert [call_dict(r) for r in other.calls] == [call_dict(r) for r in one.calls]
         assert (other.stats, other.security, other.warning) == (one.stats, one.security, one.warning)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["wireshark-samplecaptures/aaa.pcap", "goffinet-sip_captures/sip-flow-private.pcapng", "zeek/wireshark.pcap"],
+)
+def test_sweeps_and_processes_change_no_conversation(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """A registration refreshed on its Call-ID minutes later, a call tried again after a
+    challenge: which conversation a message joins does not depend on when the streaming run
+    swept its store (every EXPIRE_EVERY messages a process handles, so on how many processes
+    share the capture), nor on whether it keeps every message (--report). Found by fuzzing:
+    a refresh past the linger was a conversation of its own with -j1, not with -j2."""
+    capture = PUBLIC / name
+    kept = [call_dict(r) for r in analyze(capture).calls]
+    assert [call_dict(r) for r in analyze(capture, keep_messages=False).calls] == kept
+    monkeypatch.setattr(analysis, "EXPIRE_EVERY", 1)
+    assert [call_dict(r) for r in analyze(capture, keep_messages=False).calls] == kept
+    monkeypatch.setattr(shards, "MIN_BYTES_PER_JOB", 1)
+    monkeypatch.setattr(shards, "MIN_SIP_PER_JOB", 0)
+    assert [call_dict(r) for r in analyze(capture, keep_messages=False, jobs=2).calls] == kept
 
 
 def test_several_processes_on_several_files(monkeypatch: pytest.MonkeyPatch) -> None:

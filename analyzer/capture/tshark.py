@@ -306,7 +306,7 @@ def analyze_with_tshark(path: str, keylog: Path | None = None, tshark: str = "ts
         store.feed(msg)
         messages.append(msg)
     conversations = store.finish()
-    by_call = {(c.call_id, str(c.kind)): c.messages for c in conversations}
+    by_call = {c.key: c.messages for c in conversations}
     end = stats.last_ts_ns or 0
     reports = sorted((diagnose(c, end, ()) for c in conversations), key=lambda r: (r.start_ns, r.call_id, str(r.kind)))
     for r in reports:

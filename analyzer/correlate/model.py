@@ -46,6 +46,12 @@ TxKey = tuple[str, int, str]
 """(top Via branch, CSeq number, method) — RFC 3261 §17.1.3 / §17.2.3."""
 
 
+ConversationKey = tuple[str, str, int]
+"""(Call-ID, kind, start time in ns): one conversation. A Call-ID's conversation of a kind that
+was over (idle past its limit, :func:`analyzer.correlate.store.is_over`) when its next message
+came is followed by another with the same Call-ID and kind, from that message on."""
+
+
 @dataclass(slots=True)
 class Transaction:
     key: TxKey
@@ -119,10 +125,20 @@ class Conversation:
     ended_ns: int = 0
     """When it ended as far as SIP says (BYE answered, or a final ≥ 300 to the INVITE or
     the request): 0 while open. It may still get retransmissions for a while."""
+    retry_expected: bool = False
+    """It ended with a challenge (401/407): its sender may send the request again with
+    credentials on the same Call-ID (a person typing a password), so it is held longer."""
+    follows_ns: int = 0
+    """The time of the last message of this Call-ID's conversation of this kind before it,
+    which was over when this one's first message came (0: none)."""
 
     @property
     def start_ns(self) -> int:
         return self.messages[0].origin.ts_ns if self.messages else 0
+
+    @property
+    def key(self) -> ConversationKey:
+        return (self.call_id, str(self.kind), self.start_ns)
 
     @property
     def end_ns(self) -> int:

@@ -1,8 +1,8 @@
 """The call store: fed one message at a time (from a file or a live capture), sans-I/O.
 
 ``CallStore.feed(msg)`` files the message into its conversation and transaction and
-recognises retransmissions; ``CallStore.finish()`` hands over every conversation at
-the end of the input. (Live mode will also expire finished conversations early.)
+recognises retransmissions; ``CallStore.expire(now)`` hands over the conversations over
+by then (streaming and live mode), ``CallStore.finish()`` every one at the end of the input.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from analyzer.sip.message import SipMessage
 # has a call belongs to the call too (in-dialog OPTIONS, NOTIFY for a REFER …).
 _CALL_METHODS = frozenset({"INVITE", "ACK", "CANCEL", "BYE", "PRACK", "UPDATE", "INFO", "REFER"})
 MAGIC_COOKIE = "z9hG4bK"
+_CHALLENGES = (401, 407)
+"""Final responses after which the same Call-ID is expected again, with credentials."""
 
 
 def method_of(msg: SipMessage) -> str:
@@ -34,9 +36,24 @@ def kind_of(method: str, has_call: bool) -> Kind:
     return Kind.OTHER
 
 
+def _over_ns(conv: Conversation) -> int:
+    """When ``conv`` is over if no message comes: its last message and its idle limit."""
+    return conv.last_ns + max(LINGER_NS, _idle_limit(conv))
+
+
+def is_over(conv: Conversation, now_ns: int) -> bool:
+    """Whether ``conv`` is over at ``now_ns`` (capture time): no message for its idle limit.
+
+    A message of its Call-ID and kind that comes later starts another conversation: the
+    same whether the store was swept in between (:meth:`CallStore.expire`) or not, so that
+    streaming, keeping every message and sharing the Call-IDs out over processes agree."""
+    idle = now_ns - conv.last_ns
+    return idle >= LINGER_NS and idle >= _idle_limit(conv)
+
+
 def _idle_limit(conv: Conversation) -> int:
     if conv.ended_ns and conv.ended_ns >= conv.last_ns - LINGER_NS:
-        return LINGER_NS
+        return SETUP_IDLE_NS if conv.retry_expected else LINGER_NS
     if conv.acked or any(
         t.final is not None and 200 <= t.final.status < 300 for t in conv.transactions.values() if t.method == "INVITE"
     ):
@@ -79,12 +96,17 @@ def _top_branch_text(msg: SipMessage) -> str:
     return f"2543|{sent_by}|{branch}|{msg.from_tag}"
 
 
-# How long a conversation stays open after its last message (live mode), by state:
+# How long a conversation stays open after its last message, by state: a message of its
+# Call-ID and kind that comes later starts another (is_over).
 # RFC 3261 §17: Timer D / J / K (32 s over UDP) let retransmissions arrive after the end.
 LINGER_NS = 32_000_000_000
-SETUP_IDLE_NS = 300_000_000_000  # no final response: past Timer C (3 min)
+SETUP_IDLE_NS = 300_000_000_000  # no final response, or a challenge: past Timer C (3 min)
 CALL_IDLE_NS = 4 * 3600 * 1_000_000_000  # answered, no BYE yet: a long call or a lost BYE
 
+
+CAME_BACK_NS = SETUP_IDLE_NS
+"""A call's Call-ID that comes back within this long after the call was over is noted in
+the new call (:attr:`analyzer.correlate.model.Conversation.follows_ns`); later, not."""
 
 MAX_OPEN = 200_000
 """Default bound on open conversations (``--max-open``), live and offline: about 4 KiB each."""
@@ -99,6 +121,13 @@ class CallStore:
     """
 
     conversations: dict[tuple[str, Kind], Conversation] = field(default_factory=dict)
+    over: list[Conversation] = field(default_factory=list)
+    gone: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Calls :meth:`expire` handed out as over, by Call-ID: (last message, over at), for
+    :data:`CAME_BACK_NS` after they were over. A message of one finds it as it would
+    have found the call itself had the store not been swept in between."""
+    """Conversations a message found over (:func:`is_over`): it started another one. Handed
+    out by the next :meth:`expire` or :meth:`finish`."""
     messages: int = 0
     retransmissions: int = 0
     max_open: int = MAX_OPEN
@@ -107,13 +136,16 @@ class CallStore:
     def feed(self, msg: SipMessage) -> None:
         self.messages += 1
         method = method_of(msg)
-        has_call = (msg.call_id, Kind.CALL) in self.conversations
-        key = (msg.call_id, kind_of(method, has_call))
-        conv = self.conversations.get(key)
+        ts = msg.origin.ts_ns
+        call, follows = self._open((msg.call_id, Kind.CALL), ts)
+        kind = kind_of(method, call is not None)
+        conv = call
+        if kind is not Kind.CALL:
+            conv, follows = self._open((msg.call_id, kind), ts)
         if conv is None:
-            conv = self.conversations[key] = Conversation(msg.call_id, key[1])
+            conv = self.conversations[(msg.call_id, kind)] = Conversation(msg.call_id, kind, follows_ns=follows)
         conv.messages.append(msg)
-        conv.last_ns = max(conv.last_ns, msg.origin.ts_ns)
+        conv.last_ns = max(conv.last_ns, ts)
         if self._file(conv, msg, method):
             conv.retransmissions += 1
             self.retransmissions += 1
@@ -122,17 +154,33 @@ class CallStore:
         elif msg.status == 0 and method != "ACK":
             conv.ended_ns = 0  # a new request (the INVITE after a 407, a re-REGISTER …) reopens it
 
+    def _open(self, key: tuple[str, Kind], ts_ns: int) -> tuple[Conversation | None, int]:
+        """The open conversation ``key`` for a message at ``ts_ns``, None when there is none;
+        and when one was over by then (set aside in :attr:`over`), its last message's time."""
+        conv = self.conversations.get(key)
+        if conv is None:
+            gone = self.gone.pop(key[0], None) if self.gone and key[1] is Kind.CALL else None
+            return None, gone[0] if gone is not None and ts_ns < gone[1] + CAME_BACK_NS else 0
+        if is_over(conv, ts_ns):
+            self.over.append(self.conversations.pop(key))
+            noted = key[1] is Kind.CALL and ts_ns < _over_ns(conv) + CAME_BACK_NS
+            return None, conv.last_ns if noted else 0
+        return conv, 0
+
     @staticmethod
     def _note_end(conv: Conversation, msg: SipMessage, method: str) -> None:
         """A final response that may end the conversation (a later request reopens it)."""
         if conv.kind is Kind.CALL:
             if method == "BYE" or (method == "INVITE" and msg.status >= 300):
                 conv.ended_ns = msg.origin.ts_ns
+                conv.retry_expected = msg.status in _CHALLENGES and method == "INVITE"
         elif method != "ACK":
             conv.ended_ns = msg.origin.ts_ns
+            conv.retry_expected = msg.status in _CHALLENGES
 
     def finish(self) -> list[Conversation]:
-        out = list(self.conversations.values())
+        out = [*self.over, *self.conversations.values()]
+        self.over = []
         self.conversations.clear()
         return out
 
@@ -144,8 +192,18 @@ class CallStore:
         and the oldest beyond ``max_open``.
         """
         quiet = now_ns - LINGER_NS  # the shortest idle limit: nothing newer can be over
-        done = [k for k, c in self.conversations.items() if c.last_ns <= quiet and now_ns - c.last_ns >= _idle_limit(c)]
-        out = [self.conversations.pop(k) for k in done]
+        done = [
+            self.conversations.pop(k)
+            for k, c in list(self.conversations.items())
+            if c.last_ns <= quiet and is_over(c, now_ns)
+        ]
+        gone = self.gone
+        for call_id in [k for k, (_, over_ns) in gone.items() if now_ns >= over_ns + CAME_BACK_NS]:
+            del gone[call_id]
+        for c in done:
+            if c.kind is Kind.CALL:
+                gone[c.call_id] = (c.last_ns, _over_ns(c))
+        out, self.over = [*self.over, *done], []
         excess = len(self.conversations) - self.max_open
         if excess > 0:
             excess += self.max_open // 10  # evict a batch: a flood must not sort the store per message

@@ -407,6 +407,24 @@ def q850_causes(conv: Conversation) -> list[Finding]:
     return out
 
 
+def came_back(conv: Conversation) -> list[Finding]:
+    """A call whose Call-ID had an earlier call, over (idle past the time it is held:
+    :func:`analyzer.correlate.store.is_over`) when this one's first message came."""
+    if not conv.follows_ns or not conv.messages:
+        return []
+    gap_s = (conv.start_ns - conv.follows_ns) / 1e9
+    return [
+        Finding(
+            "call_id_came_back",
+            "warning",
+            f"Its Call-ID came back {gap_s:,.1f} s after the last message of an earlier call with it, over by then "
+            "(no message for longer than such a call is held): the two are reported apart.",
+            "A new call must not reuse a Call-ID (RFC 3261 §8.1.1.4); a capture whose clock jumped looks the same.",
+            conv.messages[0].frame,
+        )
+    ]
+
+
 def forked(conv: Conversation, view: CallView | None) -> list[Finding]:
     """One INVITE answered by several To tags (each an early dialog, RFC 3261 §12.1.2), or,
     on a capture that sees the proxy's legs, relayed to several destinations (§16.6)."""
@@ -462,7 +480,12 @@ REQUEST_FINDING_RULES: tuple[FindingRule, ...] = (
     lambda conv, _view: q850_causes(conv),
 )
 """Findings for any conversation."""
-FINDING_RULES: tuple[FindingRule, ...] = (failed_reinvites, forked, *REQUEST_FINDING_RULES)
+FINDING_RULES: tuple[FindingRule, ...] = (
+    failed_reinvites,
+    forked,
+    lambda conv, _view: came_back(conv),
+    *REQUEST_FINDING_RULES,
+)
 """Findings for calls."""
 
 

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from typing import TypeVar
 
-from analyzer.correlate.model import Conversation, Kind, Outcome, Transaction, hostport
+from analyzer.correlate.model import Conversation, ConversationKey, Kind, Outcome, Transaction, hostport
 from analyzer.correlate.state import Event, call_outcome, request_outcome, run_call
 from analyzer.decode.pipeline import Unreachable
 from analyzer.diagnose.q850 import cause_name
@@ -78,6 +78,11 @@ class CallReport:
     """Every response code seen in it, on any leg."""
     request_user: str = ""
     """User part of the first request's Request-URI (the dialled number)."""
+
+    @property
+    def key(self) -> ConversationKey:
+        """Its conversation's :attr:`analyzer.correlate.model.Conversation.key`."""
+        return (self.call_id, str(self.kind), self.start_ns)
 
 
 def _user_host(na: NameAddr | None) -> str:

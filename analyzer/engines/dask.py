@@ -82,6 +82,7 @@ from analyzer.analysis import Analysis, capture_paths
 from analyzer.capture.source import open_stream, read_frames
 from analyzer.capture.stats import CaptureStats
 from analyzer.correlate.dedup import WINDOW_NS, Dedup
+from analyzer.correlate.model import ConversationKey
 from analyzer.correlate.store import CallStore
 from analyzer.decode.pipeline import Decoder, DecodeStats, Malformed, Unreachable
 from analyzer.diagnose.security import SecurityWatch
@@ -152,8 +153,8 @@ class PartitionResult:
     reports: list[CallReport]
     messages: pa.Table | None = None
     """With ``keep_messages``: the partition's rows in merged order, without the copies."""
-    conversations: tuple[tuple[str, str, tuple[int, ...]], ...] = ()
-    """With ``keep_messages``: (Call-ID, kind, row numbers in ``messages``) per conversation."""
+    conversations: tuple[tuple[ConversationKey, tuple[int, ...]], ...] = ()
+    """With ``keep_messages``: (its key, row numbers in ``messages``) per conversation."""
     copies: int = 0
     """Messages dropped as another capture point's copy."""
 
@@ -234,7 +235,7 @@ def correlate_partition(
     reports = [diagnose(c, end_ns, icmp) for c in conversations]
     if not keep:
         return PartitionResult(reports, copies=dedup.copies)
-    members = tuple((c.call_id, str(c.kind), tuple(index[id(m)] for m in c.messages)) for c in conversations)
+    members = tuple((c.key, tuple(index[id(m)] for m in c.messages)) for c in conversations)
     return PartitionResult(reports, rows.take(pa.array(kept, pa.int64())), members, dedup.copies)
 
 
@@ -466,17 +467,17 @@ def _watch(
 
 def _messages(
     gathered: Sequence[PartitionResult],
-) -> tuple[list[SipMessage], dict[tuple[str, str], list[SipMessage]]]:
+) -> tuple[list[SipMessage], dict[ConversationKey, list[SipMessage]]]:
     """Every message in merged order, and each conversation's, rebuilt from the partitions."""
     keyed: list[tuple[tuple[bool, int, int, int], SipMessage]] = []
-    by_call: dict[tuple[str, str], list[SipMessage]] = {}
+    by_call: dict[ConversationKey, list[SipMessage]] = {}
     for g in gathered:
         if g.messages is None:
             continue
         msgs = list(from_table(g.messages))
         keyed += zip(row_keys(g.messages), msgs, strict=True)
-        for call_id, kind, rows in g.conversations:
-            by_call[(call_id, kind)] = [msgs[i] for i in rows]
+        for key, rows in g.conversations:
+            by_call[key] = [msgs[i] for i in rows]
     keyed.sort(key=lambda km: km[0])
     return [m for _, m in keyed], by_call
 

@@ -73,7 +73,7 @@ def write_report_dir(
             raise UsageError(f"{outdir / name} is an input capture: refusing to overwrite it")
     shown = redact_reports(reports, redaction, a.messages_of)
     calls = calls_dataframe(shown)
-    keep = {(r.call_id, str(r.kind)) for r in reports}
+    keep = {r.key for r in reports}
     msgs = messages_dataframe([m for key, ms in a.by_call.items() if key in keep for m in ms], redaction)
     doc = {"capture": capture_dict(a), "calls": [call_dict(r) for r in shown], "summary": summary_dict(a)}
     html = render_html(a, redaction=redaction)

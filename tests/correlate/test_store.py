@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analyzer.correlate.model import Kind
-from analyzer.correlate.store import LINGER_NS, CallStore, _top_branch, _top_branch_text
+from analyzer.correlate.model import Conversation, ConversationKey, Kind
+from analyzer.correlate.store import LINGER_NS, SETUP_IDLE_NS, CallStore, _top_branch, _top_branch_text
+from analyzer.diagnose.verdict import diagnose
 from analyzer.errors import SipflowError
 from analyzer.reader import read_messages
-from analyzer.sip.message import Origin
+from analyzer.sip.message import Origin, SipMessage
 from analyzer.sip.parser import parse_message
 
 
@@ -36,6 +38,55 @@ def test_calls_expire_when_over(sample_pcaps: Path) -> None:
     done = store.expire(last + LINGER_NS)
     assert sorted(c.call_id for c in done) == ["1-rule_callee_busy@198.18.0.1", "2-rule_callee_busy@198.18.0.1"]
     assert store.conversations == {}
+
+
+def _conversations(convs: list[Conversation]) -> list[tuple[ConversationKey, list[int], int]]:
+    return sorted((c.key, [m.frame for m in c.messages], c.follows_ns) for c in convs)
+
+
+AAA = "wireshark-samplecaptures/aaa.pcap"
+"""A phone registering on one Call-ID for 16 minutes: refreshes minutes apart, some after a
+200 or a 403 (over after 32 s), some after a 401 (held 300 s for the credentials)."""
+
+
+def test_a_challenged_call_waits_for_its_credentials(shared_pcaps: Path) -> None:
+    # aaa.pcap: a 407, its ACK, and the INVITE with credentials 32.4 s after the ACK
+    store = CallStore()
+    msgs = [m for m in read_messages(shared_pcaps / AAA) if m.call_id == "85216695-42dcdb1d@192.168.1.2"]
+    for m in msgs[:5]:
+        store.feed(m)
+    ack = msgs[4].origin.ts_ns
+    assert (msgs[3].status, msgs[4].method, msgs[5].origin.ts_ns - ack) == (407, "ACK", 32_402_538_000)
+    assert store.expire(ack + LINGER_NS) == []
+    assert [c.call_id for c in store.expire(ack + SETUP_IDLE_NS)] == ["85216695-42dcdb1d@192.168.1.2"]
+
+
+def test_a_message_past_the_idle_limit_starts_another_conversation(shared_pcaps: Path) -> None:
+    store = CallStore()
+    for m in read_messages(shared_pcaps / AAA):
+        store.feed(m)
+    reg = [c for c in _conversations(store.finish()) if c[0][0] == "578222729-4665d775@578222732-4665d772"]
+    assert [(frames[0], frames[-1], len(frames), follows) for _, frames, follows in reg] == [
+        (19, 32, 5, 0),  # 401, then 403 at 09:33:10
+        (107, 182, 13, 0),  # 90 s later: 401s (each held 300 s for the credentials), then 200 at 09:39:16
+        (421, 454, 8, 0),  # 8 minutes later: 401s again (only a call notes the conversation before it)
+    ]
+
+
+@given(st.sets(st.integers(0, 80)))
+def test_sweeps_between_messages_change_no_conversation(shared_pcaps: Path, sweeps: set[int]) -> None:
+    """Whether the store was swept between two messages (when a streaming run sweeps
+    depends on how many messages came, so on how many processes share the capture) does
+    not change which conversation a message joins."""
+    msgs = list(read_messages(shared_pcaps / AAA))
+    once, swept = CallStore(), CallStore()
+    out: list[Conversation] = []
+    for i, m in enumerate(msgs):
+        once.feed(m)
+        swept.feed(m)
+        if i in sweeps:
+            out += swept.expire(m.origin.ts_ns)
+    assert _conversations(out + swept.finish()) == _conversations(once.finish())
 
 
 def test_open_conversations_are_capped(sample_pcaps: Path) -> None:
@@ -87,3 +138,33 @@ def test_top_branch_fast_path_on_every_capture(shared_pcaps: Path, sample_pcaps:
             assert _top_branch(m) == _top_branch_text(fresh), (path.name, m.origin.frame)
             seen += 1
     assert seen > 7_000  # 7,153 messages in 140 captures
+
+
+def _again(msgs: list[SipMessage], offset_ns: int) -> list[SipMessage]:
+    """The same messages ``offset_ns`` later (a UA that reuses its Call-ID for the next call)."""
+    return [m._replace(origin=m.origin._replace(ts_ns=m.origin.ts_ns + offset_ns)) for m in msgs]
+
+
+@pytest.mark.parametrize(
+    ("after_s", "noted"),
+    [(31, None), (33, 33), (32 + 299, 331), (32 + 301, 0)],  # held 32 s after the BYE; noted for 300 s more
+)
+def test_a_call_id_that_comes_back_is_another_call_noted(sample_pcaps: Path, after_s: int, noted: int | None) -> None:
+    call = [m for m in read_messages(sample_pcaps / "udp_call.pcap") if m.call_id == "1-udp_call@198.18.0.1"]
+    last = call[-1].origin.ts_ns
+    for sweep in (False, True):
+        store = CallStore()
+        for m in call:
+            store.feed(m)
+        out = store.expire(last + after_s * 1_000_000_000 - 1) if sweep else []
+        for m in _again(call, last - call[0].origin.ts_ns + after_s * 1_000_000_000):
+            store.feed(m)
+        convs = out + store.finish()
+        if noted is None:
+            assert [len(c.messages) for c in convs] == [2 * len(call)]
+            continue
+        assert [(len(c.messages), c.follows_ns) for c in convs] == [(len(call), 0), (len(call), noted and last)]
+        found = [f for f in diagnose(convs[1], convs[1].last_ns).findings if f.rule == "call_id_came_back"]
+        assert len(found) == (1 if noted else 0)
+        for finding in found:
+            assert finding.explanation.startswith(f"Its Call-ID came back {after_s:,}.0 s after the last message of")
