@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from analyzer.capture.source import read_once
 from analyzer.correlate.model import ConversationKey
 from analyzer.correlate.store import MAX_OPEN, CallStore
 from analyzer.decode.pipeline import Decoder, DecodeStats
 from analyzer.diagnose.security import ReportNote, SecurityConfig, SecurityFinding, SecurityWatch, report_note
 from analyzer.diagnose.verdict import CallReport, diagnose
-from analyzer.errors import CaptureOpenError
+from analyzer.errors import CaptureCutError, CaptureOpenError
 from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.reader import MergedReader, MessageReader
 from analyzer.shards import jobs_for, owner, takes
@@ -39,6 +40,9 @@ class Analysis:
     evicted: int = 0
     """Conversations judged early because more than ``max_open`` were open at once (a flood)."""
     copies: int = 0
+    skipped: list[str] = field(default_factory=list)
+    """Captures left out among several, one line each: they end before their header does
+    (an empty file, the newest of a rotation), so hold no frame (:func:`usable_captures`)."""
     """Messages left out because another capture point's file held the same message."""
     """Scanning, password guessing, floods, toll fraud, spoofed responses (analyzer.diagnose.security)."""
 
@@ -115,7 +119,7 @@ def analyze(
     """
     if on_report is not None and keep_messages:
         raise ValueError("on_report streams the reports: it goes with keep_messages=False")
-    paths = capture_paths([path] if isinstance(path, str | Path) else path)
+    paths, skipped = usable_captures(capture_paths([path] if isinstance(path, str | Path) else path))
     limits = limits if limits is not None else DEFAULT_LIMITS
     shards = jobs_for(paths, jobs) if not keep_messages else 1
     kept: list[CallReport] = []
@@ -137,7 +141,16 @@ def analyze(
         watch.replay(note)
     name = paths[0] if len(paths) == 1 else f"{len(paths)} captures ({paths[0]} …)"
     return Analysis(
-        name, part.stats, part.warning, kept, part.messages, part.by_call, watch.findings(), part.evicted, part.copies
+        name,
+        part.stats,
+        part.warning,
+        kept,
+        part.messages,
+        part.by_call,
+        watch.findings(),
+        part.evicted,
+        part.copies,
+        skipped,
     )
 
 
@@ -227,12 +240,28 @@ def _analyze_part(
     return _Part(decoder.stats, "; ".join(warnings), run.messages, run.by_call, run.watch, run.store.evicted, copies)
 
 
-def check_captures(paths: Sequence[str]) -> None:
-    """Raise :class:`analyzer.errors.CaptureError` for the first path that is not a capture,
-    opening each only as far as its header (standard input is left for the analysis to read)."""
+def usable_captures(paths: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The captures to read, each opened as far as its header (not standard input or a pipe:
+    they can be read only once), and a line for each left out. Among several, a file that
+    ends before its header does (:class:`analyzer.errors.CaptureCutError`: an empty file,
+    the newest of a rotation still being written) holds no frame and is left out. Raises
+    :class:`analyzer.errors.CaptureError` for any other file that is not a capture, and
+    when no capture is left."""
+    kept: list[str] = []
+    skipped: list[str] = []
     for path in paths:
-        if path != "-":
-            MessageReader(path).open().close()
+        if not read_once(path):
+            try:
+                MessageReader(path).open().close()
+            except CaptureCutError as exc:
+                if len(paths) == 1:
+                    raise
+                skipped.append(f"{exc}: left out, it holds no frame")
+                continue
+        kept.append(path)
+    if not kept:
+        raise CaptureCutError(f"no frame in any of the {len(paths)} captures: {'; '.join(skipped)}")
+    return kept, skipped
 
 
 def _analyze_parallel(
@@ -246,7 +275,6 @@ def _analyze_parallel(
     """One forked process per shard (:class:`analyzer.parallel.Sharded`), their reports merged
     in start order as they come. Process 0 keeps the security watch and the decode stats,
     and counts the bytes read for the progress bar."""
-    check_captures(paths)  # a file that is not a capture fails here, before any process starts
     share = max(1, max_open // shards)  # each process holds its share of the open calls
 
     def work(shard: int, put: Callable[[CallReport], None], tick: Callable[[int], None]) -> tuple[int, _Part | None]:

@@ -88,6 +88,15 @@ class OutputFile(click.File):
         return super().convert(value, param, ctx)
 
 
+def refuse_output_over(output: TextIO, inputs: list[str]) -> None:
+    """An ``-o`` file that is one of the captures read: a one-line error before it is opened
+    (it would be emptied while being read)."""
+    if not isinstance(output, _StdoutText):  # a file named by -o, not opened yet
+        from analyzer.report.atomic import refuse_inputs
+
+        refuse_inputs(output.name, inputs)
+
+
 _C = TypeVar("_C", bound=Callable[..., None])
 
 
@@ -213,6 +222,7 @@ def messages(
     columns = redact_columns(MESSAGE_COLUMNS, redaction_of(redact))
     reader = MessageRows(capture, columns, jobs=jobs or cpu_count(), limits=limits_of(limit))
     try:
+        refuse_output_over(output, [capture])
         reader.open()  # not a capture: an error before the output is touched (no empty file)
         text = TEXTS[fmt](columns)
         try:
@@ -350,7 +360,7 @@ def analyze(
     """Group the SIP of CAPTURES (files or directories, read as one) into calls and say, for each,
     how it ended and which response broke it."""
     from analyzer.analysis import analyze as run
-    from analyzer.analysis import capture_paths, check_captures
+    from analyzer.analysis import capture_paths, usable_captures
     from analyzer.report import calls as calls_report
     from analyzer.report.select import build_filters, check_expression, select
     from analyzer.report.select import fail_on as holds
@@ -363,7 +373,10 @@ def analyze(
             check_expression(expr)
         filters = build_filters(**filter_args)
         names = _peer_names(peers_file)
-        paths = capture_paths(list(captures))
+        # each file opened as far as its header, before the output's first line: no file for a
+        # bad capture; an empty one among several (a rotation's newest) is left out
+        paths, skipped = usable_captures(capture_paths(list(captures)))
+        refuse_output_over(output, paths)
         outdir = _report_dir(report_dir, paths) if report_dir is not None else None
         with _progress_bar(paths) as tick:
             # Without a report the messages are not needed: stream, memory follows open calls.
@@ -381,7 +394,6 @@ def analyze(
                 if scheduler is not None or work_dir is not None:
                     raise UsageError("--scheduler and --work-dir go with --engine dask")
                 if not keep:
-                    check_captures(paths)  # before the output's first line: no file for a bad capture
                     # Each call is written as soon as it is over: memory stays flat however long
                     # the capture. The summary table and --fail-on keep what they read of each
                     # selected call (terminal.summary_view), not the whole report.
@@ -429,6 +441,8 @@ def analyze(
             "open at once (--max-open)",
             err=True,
         )
+    for line in skipped:
+        click.echo(f"sipflow: warning: {line}", err=True)
     if result.warning:
         stopped = "" if engine == "tshark" else "reading stopped early: "
         click.echo(f"sipflow: warning: {stopped}{result.warning}", err=True)
@@ -529,7 +543,7 @@ def _run_tshark(paths: list[str], keylog: Path | None) -> Analysis:
 @contextlib.contextmanager
 def _progress_bar(paths: list[str]) -> Iterator[Callable[[int], None] | None]:
     """A progress bar on stderr, only when stderr is a terminal and the input is a file."""
-    if not sys.stderr.isatty() or "-" in paths:
+    if sys.stderr is None or not sys.stderr.isatty() or "-" in paths:  # 2>&-: no bar
         yield None
         return
     from rich.console import Console
@@ -556,6 +570,8 @@ def _peer_names(path: str | None) -> dict[str, str]:
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
+    except UnicodeDecodeError as exc:  # TOML is UTF-8
+        raise UsageError(f"{path}: cannot read peer names: not UTF-8 text (byte {exc.start})") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"{path}: cannot read peer names: {exc}") from None
     peers = data.get("peers", {})
@@ -598,6 +614,13 @@ def flow(
 
     if not svg_file:
         need_stdout("write the ladder to a file with --svg")
+    else:
+        from analyzer.report.atomic import refuse_inputs
+
+        try:
+            refuse_inputs(svg_file, [capture])
+        except SipflowError as exc:
+            raise cli_error(exc) from None
     redaction = redaction_of(redact)
     try:
         result = run(capture)
@@ -625,12 +648,15 @@ def _terminal_columns() -> int:
 
 
 def _write_text(path: Path, text: str) -> None:
-    from analyzer.report.files import atomic_write
+    from analyzer.report.atomic import atomic_write
 
     def write(f: IO[Any]) -> None:
         f.write(text)
 
-    atomic_write(path, write)
+    try:
+        atomic_write(path, write)
+    except OSError as exc:
+        raise CliError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
 @main.command(short_help="Write the frames of the selected calls to a pcap.")

@@ -33,6 +33,11 @@ class CaptureFormatError(CaptureError):
     """The file is not a pcap or pcapng capture (or its header is broken)."""
 
 
+class CaptureCutError(CaptureFormatError):
+    """The file ends before its capture header does: an empty file (the newest of a rotation,
+    still being written), a header cut short. It holds no frame."""
+
+
 class CaptureOpenError(CaptureError):
     """The file could not be opened at all."""
 

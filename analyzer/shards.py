@@ -12,6 +12,7 @@ import os
 import zlib
 from collections.abc import Callable, Sequence
 
+from analyzer.capture.source import read_once
 from analyzer.sip.parser import call_id_of
 
 MIN_BYTES_PER_JOB = 8 << 20
@@ -29,7 +30,7 @@ def jobs_for(paths: Sequence[str], jobs: int) -> int:
     """How many processes to use: at most ``jobs``, one per :data:`MIN_BYTES_PER_JOB` of input
     and per :data:`MIN_SIP_PER_JOB` SIP messages in it, as far as its start tells (standard
     input is read by one process only: it cannot be read twice)."""
-    if jobs <= 1 or "-" in paths:
+    if jobs <= 1 or any(read_once(p) for p in paths):
         return 1
     size = sum(os.path.getsize(p) for p in paths if os.path.isfile(p))
     by_size = max(1, min(jobs, size // MIN_BYTES_PER_JOB))

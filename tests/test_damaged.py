@@ -241,7 +241,7 @@ def test_gzip_cut_before_the_capture_header(shared_pcaps: Path, tmp_path: Path) 
         run = sipflow(command, str(cut))
         assert run.code == 2 and run.stdout == ""
         assert run.stderr == (
-            f"sipflow: error: {cut}: compressed data is damaged or cut short "
+            f"sipflow: error: {cut}: compressed data is cut short "
             "(Compressed file ended before the end-of-stream marker was reached)\n"
         )
 

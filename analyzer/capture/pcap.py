@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from analyzer.capture.stats import NO_RECORD, CaptureStats, RawFrame
-from analyzer.errors import CaptureFormatError
+from analyzer.errors import CaptureCutError
 
 MAGICS: dict[bytes, tuple[str, int]] = {
     b"\xd4\xc3\xb2\xa1": ("<", 1000),  # little-endian, microseconds
@@ -30,7 +30,7 @@ def read_pcap(stream: BinaryIO, head: bytes, stats: CaptureStats) -> Iterator[Ra
     """Frames of a pcap file whose first bytes ``head`` were already read."""
     head += _read_exact(stream, FILE_HEADER_LEN - len(head))
     if len(head) < FILE_HEADER_LEN:
-        raise CaptureFormatError(f"{stats.path}: pcap file header is cut short")
+        raise CaptureCutError(f"{stats.path}: pcap file header is cut short")
     order, scale = MAGICS[head[:4]]
     _snaplen, linktype = struct.unpack(order + "II", head[16:24])
     linktype &= 0x03FF_FFFF  # upper bits hold the FCS length (pcap-linktype(7))

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import BinaryIO, NamedTuple
 
 from analyzer.capture.stats import NO_RECORD, CaptureStats, RawFrame
-from analyzer.errors import CaptureFormatError
+from analyzer.errors import CaptureCutError, CaptureFormatError
 
 SHB = 0x0A0D0D0A
 IDB = 0x00000001
@@ -132,7 +132,7 @@ class PcapngBlocks:
         """Read one block: its frame, None for a block without one, :data:`DONE` at the end."""
         if not self._fill(12):
             if self.first:
-                raise CaptureFormatError(f"{self.stats.path}: pcapng section header is cut short")
+                raise CaptureCutError(f"{self.stats.path}: pcapng section header is cut short")
             if self.pos < len(self.buf):
                 self._stop(f"last block cut short at byte {self.offset + self.pos}")
             return DONE
@@ -182,7 +182,7 @@ class PcapngBlocks:
     def _section_order(self) -> None:
         """Read the byte-order magic of a new section (it decides how to read the rest)."""
         if not self._fill(12):
-            raise CaptureFormatError("pcapng section header is cut short")
+            raise CaptureCutError("pcapng section header is cut short")
         magic = self.buf[self.pos + 8 : self.pos + 12]
         if magic == struct.pack("<I", BYTE_ORDER_MAGIC):
             self.order = "<"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import os
+import stat
 import sys
 import zlib
 from collections.abc import Iterator
@@ -17,7 +19,7 @@ from typing import Any, BinaryIO, cast
 from analyzer.capture.pcap import MAGICS, read_pcap
 from analyzer.capture.pcapng import read_pcapng
 from analyzer.capture.stats import CaptureStats, RawFrame
-from analyzer.errors import CaptureFormatError, CaptureOpenError
+from analyzer.errors import CaptureCutError, CaptureFormatError, CaptureOpenError
 
 GZIP_MAGIC = b"\x1f\x8b"
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
@@ -26,10 +28,25 @@ PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error, OSError)
 
 
+def read_once(path: str | Path) -> bool:
+    """Whether ``path`` can be read only once: standard input (``-``), or a pipe or device
+    given by name (``<(zcat x.pcap.gz)`` is ``/dev/fd/63``). Such a capture is not opened
+    ahead to check its header, nor read by several processes or twice."""
+    if str(path) == "-":
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
 @contextlib.contextmanager
 def open_stream(path: str | Path) -> Iterator[BinaryIO]:
     """A binary stream for ``path`` (``-`` is standard input); errors become CaptureOpenError."""
     if str(path) == "-":
+        if sys.stdin is None:  # started with <&-
+            raise CaptureOpenError("-: standard input is closed: give a capture file")
         yield sys.stdin.buffer
         return
     p = Path(path)
@@ -54,6 +71,8 @@ def read_frames(stream: BinaryIO, stats: CaptureStats) -> Iterator[RawFrame]:
         # The capture's own header is read here, before any frame: damage this early
         # leaves nothing to keep, so it is a format error rather than a warning.
         return _by_magic(stream, stream.read(4), stats)
+    except EOFError as exc:
+        raise CaptureCutError(f"{stats.path}: compressed data is cut short ({exc})") from None
     except GZIP_ERRORS as exc:
         raise CaptureFormatError(f"{stats.path}: compressed data is damaged or cut short ({exc})") from None
 
@@ -65,8 +84,9 @@ def _by_magic(stream: BinaryIO, head: bytes, stats: CaptureStats) -> Iterator[Ra
     if head == PCAPNG_MAGIC:
         stats.format = "pcapng" + stats.format
         return Guarded(read_pcapng(stream, head, stats), stats)
-    what = "an empty file" if not head else f"first bytes {head.hex()}"
-    raise CaptureFormatError(f"{stats.path}: not a pcap or pcapng capture ({what})")
+    if not head:
+        raise CaptureCutError(f"{stats.path}: not a pcap or pcapng capture (an empty file)")
+    raise CaptureFormatError(f"{stats.path}: not a pcap or pcapng capture (first bytes {head.hex()})")
 
 
 def _gunzip(stream: BinaryIO, head: bytes) -> BinaryIO:

@@ -78,8 +78,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from distributed import Client, Future, LocalCluster, wait
 
-from analyzer.analysis import Analysis, capture_paths
-from analyzer.capture.source import open_stream, read_frames
+from analyzer.analysis import Analysis, capture_paths, usable_captures
+from analyzer.capture.source import open_stream, read_frames, read_once
 from analyzer.capture.stats import CaptureStats
 from analyzer.correlate.dedup import WINDOW_NS, Dedup
 from analyzer.correlate.model import ConversationKey
@@ -395,8 +395,9 @@ def analyze(
     paths = capture_paths(list(inputs))
     if not paths:
         raise UsageError("no capture to analyse")
-    if "-" in paths:
-        raise UsageError("the dask engine reads files, not standard input")
+    if any(read_once(p) for p in paths):
+        raise UsageError("the dask engine reads files, not standard input or a pipe")
+    paths, skipped = usable_captures(paths)
     n = partitions if partitions is not None else default_partitions(client)
     if n < 1:
         raise UsageError(f"partitions must be at least 1, not {n}")
@@ -438,7 +439,17 @@ def analyze(
         security.report(r)
     messages, by_call = _messages(gathered) if keep_messages else ([], {})
     copies = sum(g.copies for g in gathered)
-    return Analysis(name, stats, "; ".join(warnings), reports, messages, by_call, security.findings(), copies=copies)
+    return Analysis(
+        name,
+        stats,
+        "; ".join(warnings),
+        reports,
+        messages,
+        by_call,
+        security.findings(),
+        copies=copies,
+        skipped=skipped,
+    )
 
 
 def _watch(

@@ -220,7 +220,7 @@ def _tshark_options(
 
 
 def _outputs(quiet: bool) -> Outputs:
-    if quiet or not sys.stderr.isatty():
+    if quiet or sys.stderr is None or not sys.stderr.isatty():
         return Outputs(say=lambda line: click.echo(line, err=True), call_lines=not quiet)
     from rich.console import Console
 

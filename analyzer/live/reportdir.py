@@ -25,9 +25,9 @@ from analyzer.analysis import Analysis
 from analyzer.decode.pipeline import DecodeStats
 from analyzer.diagnose.verdict import CallReport
 from analyzer.errors import UsageError
+from analyzer.report.atomic import atomic_write
 from analyzer.report.calls import call_dict, write_calls_csv
 from analyzer.report.columns import iso_time
-from analyzer.report.files import atomic_write
 from analyzer.report.html import render_html
 from analyzer.report.kpi import Kpis
 

@@ -26,20 +26,17 @@ existing one. Writing over the input capture is refused.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import stat
 import struct
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
 from analyzer.analysis import Analysis
-from analyzer.capture.source import open_stream, read_frames
+from analyzer.capture.source import open_stream, read_frames, read_once
 from analyzer.capture.stats import CaptureStats, RawFrame
 from analyzer.diagnose.verdict import CallReport
 from analyzer.errors import SipflowError, UsageError
+from analyzer.report.atomic import atomic_write, refuse_inputs
 from analyzer.sip.message import SipMessage
 from analyzer.sip.redact import Redaction, changed_runs, mask_copies, mask_frames
 
@@ -51,7 +48,6 @@ SNAPLEN = 262_144
 """Wireshark's largest snapshot length; the header's snaplen (libpcap cuts records above it)."""
 PCAP_END_NS = (1 << 32) * 1_000_000_000
 """A pcap record's seconds are 32 bits: later times (or earlier than 1970) are written to pcapng."""
-_NEW_FILE_MODE = 0o644
 
 
 def frames_for(analysis: Analysis, reports: Iterable[CallReport]) -> set[int]:
@@ -92,8 +88,8 @@ def export_frames(
     frames the capture does not have, or when ``out`` cannot be written; and
     :class:`analyzer.errors.CaptureError` when the capture cannot be read.
     """
-    if str(capture) == "-":
-        raise UsageError("export needs a capture file: standard input cannot be read a second time")
+    if read_once(capture):
+        raise UsageError(f"export needs a capture file: {capture} is a pipe or standard input, read only once")
     if not frames:
         raise UsageError("nothing to export: no frames selected")
     _refuse_input(capture, out)
@@ -122,12 +118,7 @@ def export_frames(
 
 def _refuse_input(capture: Path, out: Path) -> None:
     """Writing the export over its own input would destroy the capture being read."""
-    same = Path(capture).resolve() == Path(out).resolve()
-    if not same:
-        with contextlib.suppress(OSError):  # out does not exist yet: not the same file
-            same = os.path.samefile(capture, out)
-    if same:
-        raise UsageError(f"{out}: refusing to overwrite the input capture; choose another output file")
+    refuse_inputs(out, [capture])
     if Path(out).is_dir():
         raise UsageError(f"{out}: is a directory; give the output file's name")
 
@@ -177,30 +168,10 @@ def _redacted(
 
 
 def _write_atomic(out: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write through a temporary file in the target directory, then rename it over ``out``."""
-    out = Path(out)
-    mode = _NEW_FILE_MODE
-    with contextlib.suppress(OSError):
-        mode = stat.S_IMODE(out.stat().st_mode)  # replacing a file: keep its permissions
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+        atomic_write(Path(out), write, binary=True)
     except OSError as exc:
-        raise UsageError(f"{out}: cannot write there ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, out)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise UsageError(f"{out}: cannot write ({exc.strerror or exc})") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _write_pcap(f: BinaryIO, records: list[RawFrame], linktype: int) -> None:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
 
 import pandas as pd
 
 from analyzer.analysis import Analysis
 from analyzer.diagnose.verdict import CallReport
-from analyzer.errors import SipflowError, UsageError
+from analyzer.errors import SipflowError
+from analyzer.report.atomic import atomic_write, refuse_inputs
 from analyzer.report.calls import (
     call_dict,
     calls_dataframe,
@@ -36,22 +33,6 @@ def default_dir(capture: str) -> Path:
     return Path("reports") / (name or "stdin")
 
 
-def atomic_write(path: Path, write: Callable[[IO[Any]], object], *, binary: bool = False) -> None:
-    """Write through a temporary file in the same directory, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)  # as a plain open() would (mkstemp makes 0600)
-    try:
-        f: IO[Any] = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
-        with f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _defused(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     for col in TEXT_COLUMNS:
@@ -66,11 +47,9 @@ def write_report_dir(
     """report.html, calls.csv, messages.csv, calls.json and calls.parquet for ``reports``
     (as analysed: ``redaction`` is applied here, on the way out)."""
     outdir.mkdir(parents=True, exist_ok=True)
-    resolved = {Path(p).resolve() for p in inputs if p != "-"}
     names = ("report.html", "calls.csv", "messages.csv", "calls.json", "calls.parquet")
     for name in names:
-        if (outdir / name).resolve() in resolved:
-            raise UsageError(f"{outdir / name} is an input capture: refusing to overwrite it")
+        refuse_inputs(outdir / name, inputs)
     shown = redact_reports(reports, redaction, a.messages_of)
     calls = calls_dataframe(shown)
     keep = {r.key for r in reports}

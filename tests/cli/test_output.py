@@ -73,8 +73,9 @@ def test_a_closed_pipe_ends_quietly(shared_pcaps: Path) -> None:
 
 
 def _sipflow(args: str) -> subprocess.CompletedProcess[str]:
+    """``sipflow ARGS`` run by bash (redirections and process substitution as a user types them)."""
     command = f"{Path(sys.executable).parent / 'sipflow'} {args}"
-    return subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_an_output_file_that_cannot_be_written_is_a_one_line_error(tmp_path: Path) -> None:
@@ -125,3 +126,65 @@ def test_explain_and_flow_into_a_closed_pipe_end_quietly() -> None:
             assert proc.stdout is not None and proc.stderr is not None
             proc.stdout.close()  # the reader is gone before anything is written
             assert (proc.wait(timeout=60), proc.stderr.read()) == (0, b""), args
+
+
+# -- found by fuzzing the command line ------------------------------------------------------------
+
+UDP_CALL = Path(__file__).parents[2] / "sample_pcaps" / "udp_call.pcap"
+
+
+def test_an_output_naming_an_input_capture_is_refused(tmp_path: Path) -> None:
+    # it was emptied while being read: `messages c.pcap -o c.pcap` listed 10 of 21 messages
+    capture = tmp_path / "c.pcap"
+    capture.write_bytes(UDP_CALL.read_bytes())
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "c.pcap").symlink_to(capture)
+    for args in (f"messages {capture} -o {capture}", f"analyze {capture} -o {tmp_path}/./c.pcap",
+                 f"analyze {tmp_path}/dir -o {capture}", f"flow {capture} 1-udp_call@198.18.0.1 --svg {capture}"):  # fmt: skip
+        run = _sipflow(args)
+        assert run.returncode == 2, args
+        assert run.stderr.endswith(": refusing to overwrite an input capture; choose another output file\n"), args
+    assert capture.read_bytes() == UDP_CALL.read_bytes()
+
+
+def test_closed_standard_input_and_error_are_handled() -> None:
+    for command in ("messages", "analyze"):
+        run = _sipflow(f"{command} - <&-")
+        assert (run.returncode, run.stderr) == (2, "sipflow: error: -: standard input is closed: give a capture file\n")
+    run = _sipflow(f"analyze {UDP_CALL} --format jsonl 2>&-")  # it exited 1 with nothing written
+    assert (run.returncode, len(run.stdout.splitlines())) == (0, 3)
+
+
+def test_a_pipe_named_as_the_capture_is_read_once() -> None:
+    # `<(zcat x.gz)` is /dev/fd/63: opened once to check its header, it had nothing left after
+    run = _sipflow(f"analyze --format jsonl <(cat {UDP_CALL})")
+    assert (run.returncode, len(run.stdout.splitlines()), run.stderr) == (0, 3, "")
+    run = _sipflow(f"export <(cat {UDP_CALL}) -o /dev/null")
+    assert run.returncode == 2 and "is a pipe or standard input, read only once" in run.stderr
+
+
+def test_unwritable_svg_and_peers_that_are_not_text_are_one_line_errors(tmp_path: Path) -> None:
+    run = _sipflow(f"flow {UDP_CALL} 1-udp_call@198.18.0.1 --svg {tmp_path}/missing/x.svg")
+    assert (run.returncode, run.stderr) == (2, f"sipflow: error: {tmp_path}/missing/x.svg: cannot write (No such file or directory)\n")  # fmt: skip
+    peers = tmp_path / "peers.toml"
+    peers.write_bytes(b"\xff\n")
+    run = _sipflow(f"analyze --peers {peers} {UDP_CALL}")
+    assert (run.returncode, run.stderr) == (2, f"sipflow: error: {peers}: cannot read peer names: not UTF-8 text (byte 0)\n")  # fmt: skip
+
+
+def test_an_empty_file_among_rotated_captures_is_left_out(tmp_path: Path) -> None:
+    # the newest file of a `tcpdump -G` rotation is empty: it made the whole directory an error
+    rotated = tmp_path / "rotated"
+    rotated.mkdir()
+    subprocess.run(["editcap", "-c", "8", str(UDP_CALL), str(rotated / "p.pcap")], check=True, timeout=60)
+    (rotated / "z_newest.pcap").write_bytes(b"")
+    (rotated / "z_cut.pcap").write_bytes(UDP_CALL.read_bytes()[:10])
+    run = _sipflow(f"analyze --format jsonl {rotated}")
+    assert (run.returncode, len(run.stdout.splitlines())) == (0, 3)
+    assert run.stderr == (
+        f"sipflow: warning: {rotated}/z_cut.pcap: pcap file header is cut short: left out, it holds no frame\n"
+        f"sipflow: warning: {rotated}/z_newest.pcap: not a pcap or pcapng capture (an empty file): left out, it "
+        "holds no frame\n"
+    )
+    run = _sipflow(f"analyze {rotated}/z_newest.pcap")  # alone, it is an error as before
+    assert (run.returncode, run.stdout) == (2, "")

@@ -162,7 +162,7 @@ def test_refuses_to_overwrite_the_input(sample_pcaps: Path) -> None:
         sample_pcaps / "." / "udp_call.pcap",
         sample_pcaps.parent / "sample_pcaps/../sample_pcaps/udp_call.pcap",
     ):
-        with pytest.raises(UsageError, match="refusing to overwrite the input capture"):
+        with pytest.raises(UsageError, match="refusing to overwrite an input capture"):
             export_frames(capture, {3, 4}, out)
     assert (capture.stat().st_mtime_ns, capture.read_bytes()) == before
     assert not [p for p in sample_pcaps.iterdir() if p.name.endswith(".tmp")]
@@ -175,7 +175,7 @@ def test_refuses_a_hard_link_to_the_input(tmp_path: Path) -> None:
     capture.write_bytes(empty_pcap())
     link = tmp_path / "link.pcap"
     os.link(capture, link)
-    with pytest.raises(UsageError, match="refusing to overwrite the input capture"):
+    with pytest.raises(UsageError, match="refusing to overwrite an input capture"):
         export_frames(capture, {1}, link)
 
 
@@ -195,7 +195,7 @@ def test_bad_requests_are_usage_errors(sample_pcaps: Path, tmp_path: Path) -> No
         export_frames(Path("-"), {1}, out)
     with pytest.raises(UsageError, match="is a directory"):
         export_frames(capture, {3}, tmp_path)
-    with pytest.raises(UsageError, match="cannot write there"):
+    with pytest.raises(UsageError, match=r"cannot write \(No such file or directory\)"):
         export_frames(capture, {3}, tmp_path / "missing" / "out.pcap")
     assert list(tmp_path.iterdir()) == []
 
