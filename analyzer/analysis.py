@@ -16,7 +16,7 @@ from analyzer.correlate.store import MAX_OPEN, CallStore
 from analyzer.decode.pipeline import Decoder, DecodeStats
 from analyzer.diagnose.security import ReportNote, SecurityConfig, SecurityFinding, SecurityWatch, report_note
 from analyzer.diagnose.verdict import CallReport, diagnose
-from analyzer.errors import CaptureCutError, CaptureOpenError
+from analyzer.errors import CaptureCutError, CaptureOpenError, UsageError
 from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.reader import MergedReader, MessageReader
 from analyzer.shards import jobs_for, owner, takes
@@ -247,6 +247,8 @@ def usable_captures(paths: Sequence[str]) -> tuple[list[str], list[str]]:
     the newest of a rotation still being written) holds no frame and is left out. Raises
     :class:`analyzer.errors.CaptureError` for any other file that is not a capture, and
     when no capture is left."""
+    if list(paths).count("-") > 1:
+        raise UsageError("standard input (-) can be read only once: give it once")
     kept: list[str] = []
     skipped: list[str] = []
     for path in paths:

@@ -26,8 +26,8 @@ from analyzer.sip.redact import DEFAULT, Redaction
 
 
 def default_dir(capture: str) -> Path:
-    """``reports/<capture name without extensions>/``."""
-    name = Path(capture).name
+    """``reports/<capture name without extensions>/`` (``reports/stdin/`` for ``-``)."""
+    name = Path(capture).name if capture != "-" else ""
     for suffix in (".gz", ".pcapng", ".pcap", ".cap", ".libpcap"):
         name = name.removesuffix(suffix)
     return Path("reports") / (name or "stdin")

@@ -188,3 +188,14 @@ def test_an_empty_file_among_rotated_captures_is_left_out(tmp_path: Path) -> Non
     )
     run = _sipflow(f"analyze {rotated}/z_newest.pcap")  # alone, it is an error as before
     assert (run.returncode, run.stdout) == (2, "")
+
+
+def test_standard_input_is_given_once_and_reported_as_stdin(tmp_path: Path) -> None:
+    run = _sipflow(f"analyze - - < {UDP_CALL}")
+    assert (run.returncode, run.stderr) == (2, "sipflow: error: standard input (-) can be read only once: give it once\n")  # fmt: skip
+    sipflow = Path(sys.executable).parent / "sipflow"
+    with UDP_CALL.open("rb") as stdin:
+        subprocess.run(
+            [sipflow, "analyze", "-", "--report"], stdin=stdin, cwd=tmp_path, capture_output=True, check=True
+        )
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["stdin"]
