@@ -543,7 +543,9 @@ def _run_tshark(paths: list[str], keylog: Path | None) -> Analysis:
 @contextlib.contextmanager
 def _progress_bar(paths: list[str]) -> Iterator[Callable[[int], None] | None]:
     """A progress bar on stderr, only when stderr is a terminal and the input is a file."""
-    if sys.stderr is None or not sys.stderr.isatty() or "-" in paths:  # 2>&-: no bar
+    from analyzer.capture.source import read_once
+
+    if sys.stderr is None or not sys.stderr.isatty() or any(read_once(p) for p in paths):  # 2>&-: no bar
         yield None
         return
     from rich.console import Console

@@ -38,7 +38,7 @@ def kind_of(method: str, has_call: bool) -> Kind:
 
 def _over_ns(conv: Conversation) -> int:
     """When ``conv`` is over if no message comes: its last message and its idle limit."""
-    return conv.last_ns + max(LINGER_NS, _idle_limit(conv))
+    return conv.last_ns + _idle_limit(conv)
 
 
 def is_over(conv: Conversation, now_ns: int) -> bool:
@@ -48,7 +48,7 @@ def is_over(conv: Conversation, now_ns: int) -> bool:
     same whether the store was swept in between (:meth:`CallStore.expire`) or not, so that
     streaming, keeping every message and sharing the Call-IDs out over processes agree."""
     idle = now_ns - conv.last_ns
-    return idle >= LINGER_NS and idle >= _idle_limit(conv)
+    return idle >= LINGER_NS and idle >= _idle_limit(conv)  # the shortest limit first: it is cheap
 
 
 def _idle_limit(conv: Conversation) -> int:
@@ -122,12 +122,12 @@ class CallStore:
 
     conversations: dict[tuple[str, Kind], Conversation] = field(default_factory=dict)
     over: list[Conversation] = field(default_factory=list)
+    """Conversations a message found over (:func:`is_over`): it started another one. Handed
+    out by the next :meth:`expire` or :meth:`finish`."""
     gone: dict[str, tuple[int, int]] = field(default_factory=dict)
     """Calls :meth:`expire` handed out as over, by Call-ID: (last message, over at), for
     :data:`CAME_BACK_NS` after they were over. A message of one finds it as it would
     have found the call itself had the store not been swept in between."""
-    """Conversations a message found over (:func:`is_over`): it started another one. Handed
-    out by the next :meth:`expire` or :meth:`finish`."""
     messages: int = 0
     retransmissions: int = 0
     max_open: int = MAX_OPEN
