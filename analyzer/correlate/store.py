@@ -53,7 +53,7 @@ def is_over(conv: Conversation, now_ns: int) -> bool:
 
 def _idle_limit(conv: Conversation) -> int:
     if conv.ended_ns and conv.ended_ns >= conv.last_ns - LINGER_NS:
-        return SETUP_IDLE_NS if conv.retry_expected else LINGER_NS
+        return CHALLENGE_IDLE_NS if conv.retry_expected else LINGER_NS
     if conv.acked or any(
         t.final is not None and 200 <= t.final.status < 300 for t in conv.transactions.values() if t.method == "INVITE"
     ):
@@ -100,7 +100,8 @@ def _top_branch_text(msg: SipMessage) -> str:
 # Call-ID and kind that comes later starts another (is_over).
 # RFC 3261 §17: Timer D / J / K (32 s over UDP) let retransmissions arrive after the end.
 LINGER_NS = 32_000_000_000
-SETUP_IDLE_NS = 300_000_000_000  # no final response, or a challenge: past Timer C (3 min)
+SETUP_IDLE_NS = 300_000_000_000  # no final response: past Timer C (3 min)
+CHALLENGE_IDLE_NS = 120_000_000_000  # a 401/407: time for a person to type a password
 CALL_IDLE_NS = 4 * 3600 * 1_000_000_000  # answered, no BYE yet: a long call or a lost BYE
 
 

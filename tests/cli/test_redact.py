@@ -87,7 +87,7 @@ def test_analyze(aaa: Path, fmt: str) -> None:
     assert_clean(out, digests(aaa))
     if fmt == "json":
         calls = json.loads(out)["calls"]
-        assert [c["caller"] for c in calls] == [REDACTED] * 8
+        assert [c["caller"] for c in calls] == [REDACTED] * 10
         assert calls[0]["call_id"] == "578222729-4665d775@578222732-4665d772"
 
 
@@ -106,7 +106,7 @@ def test_analyze_report_dir(aaa: Path, tmp_path: Path) -> None:
     contacts = len(re.findall(rb"\nContact:", aaa.read_bytes()))  # 41 messages carry one
     assert html.count(f"Contact: {REDACTED}") == contacts == 41 and 'nonce=\\"…redacted…\\"' in html
     parquet = pd.read_parquet(outdir / "calls.parquet")
-    assert list(parquet["caller"]) == [REDACTED] * 8
+    assert list(parquet["caller"]) == [REDACTED] * 10
     assert_clean(parquet.to_csv(), secrets)
 
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from analyzer.correlate.model import Conversation, ConversationKey, Kind
-from analyzer.correlate.store import LINGER_NS, SETUP_IDLE_NS, CallStore, _top_branch, _top_branch_text
+from analyzer.correlate.store import CHALLENGE_IDLE_NS, LINGER_NS, CallStore, _top_branch, _top_branch_text
 from analyzer.diagnose.verdict import diagnose
 from analyzer.errors import SipflowError
 from analyzer.reader import read_messages
@@ -46,7 +46,7 @@ def _conversations(convs: list[Conversation]) -> list[tuple[ConversationKey, lis
 
 AAA = "wireshark-samplecaptures/aaa.pcap"
 """A phone registering on one Call-ID for 16 minutes: refreshes minutes apart, some after a
-200 or a 403 (over after 32 s), some after a 401 (held 300 s for the credentials)."""
+200 or a 403 (over after 32 s), some after a 401 (held 120 s for the credentials)."""
 
 
 def test_a_challenged_call_waits_for_its_credentials(shared_pcaps: Path) -> None:
@@ -58,7 +58,7 @@ def test_a_challenged_call_waits_for_its_credentials(shared_pcaps: Path) -> None
     ack = msgs[4].origin.ts_ns
     assert (msgs[3].status, msgs[4].method, msgs[5].origin.ts_ns - ack) == (407, "ACK", 32_402_538_000)
     assert store.expire(ack + LINGER_NS) == []
-    assert [c.call_id for c in store.expire(ack + SETUP_IDLE_NS)] == ["85216695-42dcdb1d@192.168.1.2"]
+    assert [c.call_id for c in store.expire(ack + CHALLENGE_IDLE_NS)] == ["85216695-42dcdb1d@192.168.1.2"]
 
 
 def test_a_message_past_the_idle_limit_starts_another_conversation(shared_pcaps: Path) -> None:
@@ -68,7 +68,8 @@ def test_a_message_past_the_idle_limit_starts_another_conversation(shared_pcaps:
     reg = [c for c in _conversations(store.finish()) if c[0][0] == "578222729-4665d775@578222732-4665d772"]
     assert [(frames[0], frames[-1], len(frames), follows) for _, frames, follows in reg] == [
         (19, 32, 5, 0),  # 401, then 403 at 09:33:10
-        (107, 182, 13, 0),  # 90 s later: 401s (each held 300 s for the credentials), then 200 at 09:39:16
+        (107, 122, 4, 0),  # 90 s later: 401, credentials, 401 again at 09:34:57
+        (143, 182, 9, 0),  # 150 s later (past the 120 s a challenge is held): 401s, then 200
         (421, 454, 8, 0),  # 8 minutes later: 401s again (only a call notes the conversation before it)
     ]
 

@@ -26,23 +26,26 @@ def verdicts(path: Path) -> list[tuple[str, str, str, int | None, int | None, st
 
 def test_aaa_auth_failures_and_cancel(shared_pcaps: Path) -> None:
     got = verdicts(shared_pcaps / "wireshark-samplecaptures/aaa.pcap")
-    # The phone re-registers on one Call-ID: a wrong password (403), then, 90 s later, another
-    # user name that works after some challenges, then, 8 minutes later, challenges again. The
-    # call challenged with 407 sends its credentials 32 s later: a call tried again is one call.
+    # The phone re-registers on one Call-ID: a wrong password (403); 90 s later, user voi18063
+    # challenged again after its credentials; 2.5 minutes later, user voi18062 registered; 8
+    # minutes later, challenged again. The call challenged with 407 sends its credentials 32 s
+    # later (a person typing them): a call tried again within 120 s is one call.
     assert got == [
         ("registration", "578222729-4665d775@578222732-4665d772", "auth_failed", 403, 32, "auth_forbidden"),
+        ("registration", "578222729-4665d775@578222732-4665d772", "auth_failed", 401, 122, "auth_loop"),
         ("registration", "578222729-4665d775@578222732-4665d772", "registered", 200, None, None),
         ("call", "105090259-446faf7a@192.168.1.2", "cancelled", 408, None, None),
         ("call", "85216695-42dcdb1d@192.168.1.2", "auth_failed", 403, 348, "auth_forbidden"),
         ("registration", "578222729-4665d775@578222732-4665d772", "auth_failed", 401, 454, "auth_loop"),
-        ("registration", "29858147-465b0752@29858051-465b07b2", "registered", 200, None, None),
+        ("registration", "29858147-465b0752@29858051-465b07b2", "auth_failed", 401, 560, "auth_loop"),
         ("call", "24487391-449bf2a0@192.168.1.2", "auth_failed", 403, 581, "auth_forbidden"),
         ("call", "11894297-4432a9f8@192.168.1.2", "no_answer", 480, 621, "callee_rejected"),
+        ("registration", "29858147-465b0752@29858051-465b07b2", "registered", 200, None, None),
     ]
 
 
 def test_auth_loop_counts_rounds_and_names_the_user(shared_pcaps: Path) -> None:
-    reg = analyze(shared_pcaps / "wireshark-samplecaptures/aaa.pcap").calls[4]
+    reg = analyze(shared_pcaps / "wireshark-samplecaptures/aaa.pcap").calls[5]
     assert reg.breaking is not None
     assert reg.breaking.explanation == (
         "Credentials for user 'voi18062' were sent 2 time(s) and challenged again 2 time(s) "
@@ -51,7 +54,7 @@ def test_auth_loop_counts_rounds_and_names_the_user(shared_pcaps: Path) -> None:
 
 
 def test_q850_cause_is_decoded_in_the_explanation(shared_pcaps: Path) -> None:
-    call = analyze(shared_pcaps / "wireshark-samplecaptures/aaa.pcap").calls[-1]
+    call = analyze(shared_pcaps / "wireshark-samplecaptures/aaa.pcap").calls[-2]
     assert call.breaking is not None
     assert call.breaking.explanation.endswith("Reason: Q.850 cause 21 (Call rejected).")
 
@@ -93,19 +96,21 @@ def test_python_api_gives_objects_and_dataframes(shared_pcaps: Path) -> None:
     import analyzer
 
     a = analyzer.analyze(shared_pcaps / "wireshark-samplecaptures/aaa.pcap")
-    assert len(a.calls) == 8 and len(a.messages) == 81
+    assert len(a.calls) == 10 and len(a.messages) == 81
     frame = a.calls_frame
     assert list(frame["outcome"]) == [
+        "auth_failed",
         "auth_failed",
         "registered",
         "cancelled",
         "auth_failed",
         "auth_failed",
-        "registered",
+        "auth_failed",
         "auth_failed",
         "no_answer",
+        "registered",
     ]
-    assert list(frame["breaking_code"].fillna(0).astype(int)) == [403, 0, 0, 403, 401, 0, 403, 480]
+    assert list(frame["breaking_code"].fillna(0).astype(int)) == [403, 401, 0, 0, 403, 401, 401, 403, 480, 0]
     assert a.messages_frame.shape == (81, 10)
 
 

@@ -248,7 +248,7 @@ def test_many_captures_as_one_analysis(client: Client, tmp_path: Path) -> None:
     local = analyze(paths)
     far = run_dask(client, paths, work_dir=tmp_path, partitions=5, keep_messages=True)
     assert same(far) == same(local)
-    assert (len(far.calls), far.stats.sip_messages, far.stats.frames) == (112, 862, 2571)  # grows with sample_pcaps
+    assert (len(far.calls), far.stats.sip_messages, far.stats.frames) == (114, 862, 2571)  # grows with sample_pcaps
     assert list(tmp_path.iterdir()) == []  # the shuffle's Parquet files are gone
 
 
@@ -396,7 +396,7 @@ def test_cli_dask_without_scheduler_starts_a_local_cluster() -> None:
     code, out, err = cli("analyze", "--engine", "dask", "--format", "jsonl", *captures)
     assert (code, err) == (0, "")
     assert out == cli("analyze", "--format", "jsonl", *captures)[1]
-    assert len(out.splitlines()) == 10
+    assert len(out.splitlines()) == 12
 
 
 def test_cli_dask_on_a_scheduler_with_a_report(client: Client, tmp_path: Path) -> None:

@@ -207,7 +207,7 @@ def test_aaa_data(aaa: Analysis, aaa_html: str) -> None:
     assert {k: data["capture"][k] for k in ("packets", "sip_messages", "conversations", "first", "last")} == {
         "packets": 691,
         "sip_messages": 81,
-        "conversations": 8,
+        "conversations": 10,
         "first": "2005-07-04T09:32:20.839312Z",  # capinfos: 1120469540.839312
         "last": "2005-07-04T09:58:27.427770Z",  # capinfos: 1120471107.427770
     }
@@ -215,7 +215,7 @@ def test_aaa_data(aaa: Analysis, aaa_html: str) -> None:
         "call:auth_failed": 2,
         "call:cancelled": 1,
         "call:no_answer": 1,
-        "registration:auth_failed": 2,
+        "registration:auth_failed": 4,
         "registration:registered": 2,
     }
     assert {k: data["kpi"][k] for k in ("attempts", "answered", "asr", "ner", "pdd_median_ms")} == {
@@ -288,8 +288,8 @@ def test_browser_dashboard_and_table(page: Page, aaa: Analysis, tmp_path: Path) 
     _open(page, path)
     assert page.errors() == []
     assert page.requests() == [path.resolve().as_uri()]
-    assert page.js("document.querySelectorAll('#calls-body tr').length") == 8
-    assert page.js("document.getElementById('f-count').textContent") == "8 of 8 conversations"
+    assert page.js("document.querySelectorAll('#calls-body tr').length") == 10
+    assert page.js("document.getElementById('f-count').textContent") == "10 of 10 conversations"
     assert page.js("document.querySelector('[data-kpi=ner]').textContent") == "25 %"
     assert page.js("document.querySelectorAll('#chart-time svg .bar-bad').length") == 3
     assert page.js("document.querySelectorAll('#chart-pdd svg rect').length") == 4
@@ -298,15 +298,22 @@ def test_browser_dashboard_and_table(page: Page, aaa: Analysis, tmp_path: Path) 
     page.js(
         "const s = document.getElementById('f-outcome'); s.value = 'auth_failed'; s.dispatchEvent(new Event('change'))"
     )
-    assert page.js("[...document.querySelectorAll('#calls-body tr')].map(r => r.dataset.index)") == ["0", "3", "4", "6"]
+    assert page.js("[...document.querySelectorAll('#calls-body tr')].map(r => r.dataset.index)") == [
+        "0",
+        "1",
+        "4",
+        "5",
+        "6",
+        "7",
+    ]
     page.js("const k = document.getElementById('f-kind'); k.value = 'call'; k.dispatchEvent(new Event('change'))")
-    assert page.js("[...document.querySelectorAll('#calls-body tr')].map(r => r.dataset.index)") == ["3", "6"]
+    assert page.js("[...document.querySelectorAll('#calls-body tr')].map(r => r.dataset.index)") == ["4", "7"]
     page.js(
         "document.getElementById('f-outcome').value = ''; document.getElementById('f-kind').value = '';"
         "const t = document.getElementById('f-text'); t.value = '480'; t.dispatchEvent(new Event('input'))"
     )
     page.wait_for("document.querySelectorAll('#calls-body tr').length === 1")
-    assert page.js("document.querySelector('#calls-body tr').dataset.index") == "7"
+    assert page.js("document.querySelector('#calls-body tr').dataset.index") == "8"
     assert page.errors() == []
 
 
@@ -314,9 +321,9 @@ def test_browser_failed_call_ladder(page: Page, aaa: Analysis, tmp_path: Path) -
     path = tmp_path / "aaa.html"
     write_html(aaa, path)
     _open(page, path)
-    page.click("#calls-body tr[data-index='3']")
+    page.click("#calls-body tr[data-index='4']")
     page.wait_for("!document.getElementById('drawer').hidden")
-    assert page.js("location.hash") == "#call=3"
+    assert page.js("location.hash") == "#call=4"
     assert page.js("document.getElementById('d-title').textContent") == f"call {AAA_AUTH_CALL}"
     assert page.js("[...document.querySelectorAll('.breaking')].map(e => e.dataset.frame)") == ["348"]
     assert page.js("[...document.querySelectorAll('svg.ladder .msg')].map(e => e.dataset.frame)") == [
@@ -343,11 +350,11 @@ def test_browser_failed_call_ladder(page: Page, aaa: Analysis, tmp_path: Path) -
     # Esc closes the drawer; the hash opens it again (a link to one call).
     page.js("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape'}))")
     assert page.js("document.getElementById('drawer').hidden") is True
-    page.js("location.hash = 'call=7'")
+    page.js("location.hash = 'call=8'")
     page.wait_for("!document.getElementById('drawer').hidden")
     assert page.js("[...document.querySelectorAll('.breaking')].map(e => e.dataset.frame)") == ["621"]
     page.goto("about:blank")
-    page.goto(path.resolve().as_uri() + "#call=4")
+    page.goto(path.resolve().as_uri() + "#call=5")
     page.wait_for("!document.getElementById('drawer').hidden")
     assert page.js("[...document.querySelectorAll('.breaking')].map(e => e.dataset.frame)") == ["454"]
     assert page.errors() == []
