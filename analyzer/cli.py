@@ -611,18 +611,12 @@ def flow(
 ) -> None:
     """Draw the call flow (ladder) of CALL_ID in CAPTURE, like sngrep's call flow."""
     from analyzer.analysis import analyze as run
+    from analyzer.report.atomic import refuse_inputs
     from analyzer.report.calls import redact_reports
     from analyzer.report.ladder import ladder_mermaid, ladder_svg, ladder_text
 
     if not svg_file:
         need_stdout("write the ladder to a file with --svg")
-    else:
-        from analyzer.report.atomic import refuse_inputs
-
-        try:
-            refuse_inputs(svg_file, [capture])
-        except SipflowError as exc:
-            raise cli_error(exc) from None
     redaction = redaction_of(redact)
     try:
         result = run(capture)
@@ -631,12 +625,20 @@ def flow(
     matches = [r for r in result.calls if r.call_id == call_id]
     if not matches:
         raise CliError(f"{capture}: no Call-ID {call_id!r} (sipflow analyze lists them)")
-    for found in matches:
+    # a Call-ID with several conversations (kinds, or one after another): a picture each
+    svgs = [Path(svg_file) if len(matches) == 1 else Path(svg_file).with_stem(f"{Path(svg_file).stem}-{n}")
+            for n in range(1, len(matches) + 1)] if svg_file else []  # fmt: skip
+    for path in svgs:
+        try:
+            refuse_inputs(path, [capture])
+        except SipflowError as exc:
+            raise cli_error(exc) from None
+    for n, found in enumerate(matches):
         msgs = result.messages_of(found)
         (r,) = redact_reports([found], redaction, result.messages_of)
-        if svg_file:
-            _write_text(Path(svg_file), ladder_svg(r, msgs))
-            click.echo(f"sipflow: wrote {svg_file}", err=True)
+        if svgs:
+            _write_text(svgs[n], ladder_svg(r, msgs))
+            click.echo(f"sipflow: wrote {svgs[n]}", err=True)
         elif mermaid:
             click.echo(ladder_mermaid(r, msgs))
         else:

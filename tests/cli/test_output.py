@@ -199,3 +199,11 @@ def test_standard_input_is_given_once_and_reported_as_stdin(tmp_path: Path) -> N
             [sipflow, "analyze", "-", "--report"], stdin=stdin, cwd=tmp_path, capture_output=True, check=True
         )
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["stdin"]
+
+
+def test_a_call_id_with_several_conversations_gets_a_picture_each(shared_pcaps: Path, tmp_path: Path) -> None:
+    aaa = shared_pcaps / "wireshark-samplecaptures/aaa.pcap"  # a registration refreshed on one Call-ID
+    run = _sipflow(f"flow {aaa} 578222729-4665d775@578222732-4665d772 --svg {tmp_path}/reg.svg")
+    names = [f"reg-{n}.svg" for n in range(1, 5)]
+    assert (run.returncode, run.stderr) == (0, "".join(f"sipflow: wrote {tmp_path}/{n}\n" for n in names))
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
