@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,27 @@ def test_sweeps_and_processes_change_no_conversation(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(shards, "MIN_BYTES_PER_JOB", 1)
     monkeypatch.setattr(shards, "MIN_SIP_PER_JOB", 0)
     assert [call_dict(r) for r in analyze(capture, keep_messages=False, jobs=2).calls] == kept
+
+
+@pytest.mark.tools
+@pytest.mark.parametrize("gap_s", [299, 14401])
+def test_icmp_errors_cited_do_not_depend_on_sweeps(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gap_s: int) -> None:
+    """rule_timeout.pcap with its second half minutes or hours later: the INVITEs then go to the
+    same dead address. A call judged when swept counted the ICMP errors read so far; judged at
+    the end, those of the later calls too (found by comparing the ways of running it)."""
+    first, second, late = tmp_path / "a.pcap", tmp_path / "b.pcap", tmp_path / "b_late.pcap"
+    for part, frames in ((first, "1-20"), (second, "21-39")):
+        subprocess.run(["editcap", "-r", str(SAMPLES / "rule_timeout.pcap"), str(part), frames], check=True, timeout=60)
+    subprocess.run(["editcap", "-t", str(gap_s), str(second), str(late)], check=True, timeout=60)
+    capture = tmp_path / "gap.pcap"
+    subprocess.run(["mergecap", "-a", "-F", "pcap", "-w", str(capture), str(first), str(late)], check=True, timeout=60)
+    kept = [call_dict(r) for r in analyze(capture).calls]
+    monkeypatch.setattr(analysis, "EXPIRE_EVERY", 1)
+    assert [call_dict(r) for r in analyze(capture, keep_messages=False).calls] == kept
+    cited = [str(c["breaking"]["explanation"]).rsplit("(", 1)[-1] for c in kept if c["breaking"]]
+    # each call's first 4 INVITEs and the ICMP error each got (those quote its Call-ID); its
+    # later ones come past the 300 s a call in setup is held: another conversation, noted
+    assert cited[:2] == ["4x, first in frame 4).", "4x, first in frame 6)."]
 
 
 def test_several_processes_on_several_files(monkeypatch: pytest.MonkeyPatch) -> None:

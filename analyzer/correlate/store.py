@@ -36,7 +36,7 @@ def kind_of(method: str, has_call: bool) -> Kind:
     return Kind.OTHER
 
 
-def _over_ns(conv: Conversation) -> int:
+def over_ns(conv: Conversation) -> int:
     """When ``conv`` is over if no message comes: its last message and its idle limit."""
     return conv.last_ns + _idle_limit(conv)
 
@@ -164,7 +164,7 @@ class CallStore:
             return None, gone[0] if gone is not None and ts_ns < gone[1] + CAME_BACK_NS else 0
         if is_over(conv, ts_ns):
             self.over.append(self.conversations.pop(key))
-            noted = key[1] is Kind.CALL and ts_ns < _over_ns(conv) + CAME_BACK_NS
+            noted = key[1] is Kind.CALL and ts_ns < over_ns(conv) + CAME_BACK_NS
             return None, conv.last_ns if noted else 0
         return conv, 0
 
@@ -199,11 +199,11 @@ class CallStore:
             if c.last_ns <= quiet and is_over(c, now_ns)
         ]
         gone = self.gone
-        for call_id in [k for k, (_, over_ns) in gone.items() if now_ns >= over_ns + CAME_BACK_NS]:
+        for call_id in [k for k, (_, over) in gone.items() if now_ns >= over + CAME_BACK_NS]:
             del gone[call_id]
         for c in done:
             if c.kind is Kind.CALL:
-                gone[c.call_id] = (c.last_ns, _over_ns(c))
+                gone[c.call_id] = (c.last_ns, over_ns(c))
         out, self.over = [*self.over, *done], []
         excess = len(self.conversations) - self.max_open
         if excess > 0:

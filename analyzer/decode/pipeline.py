@@ -24,7 +24,7 @@ from analyzer.decode.tcp import Piece, TcpTable
 from analyzer.errors import DecodeError, SipParseError
 from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.sip.message import Origin, SipMessage
-from analyzer.sip.parser import parse_message
+from analyzer.sip.parser import call_id_of, parse_message
 
 MAX_DEPTH = 6  # tunnels inside tunnels deeper than this are not decoded
 
@@ -59,6 +59,13 @@ class Unreachable(NamedTuple):
     dst: str
     """ip:port the quoted packet was sent to."""
     code: int
+    call_id: str = ""
+    """The Call-ID of the SIP message the error quotes, as far as the quote goes (it may be cut
+    short); empty when the quote holds none (a TCP segment, a quote of 8 bytes)."""
+
+    def may_quote(self, call_id: str) -> bool:
+        """Whether the quoted message may be of ``call_id`` (a quote cut short: a prefix of it)."""
+        return not self.call_id or call_id.startswith(self.call_id)
 
 
 @dataclass(slots=True)
@@ -307,8 +314,11 @@ class Decoder:
             return
         dport = (quoted.payload[2] << 8) | quoted.payload[3]
         dst = ip_mod.address_text(quoted.dst)
+        call_id = call_id_of(quoted.payload[8:]) if quoted.proto == ip_mod.PROTO_UDP else None
         self.stats.unreachable.append(
-            Unreachable(ctx.number, ctx.ts_ns, ip_mod.address_text(pkt.src), ip_mod.hostport(dst, dport), data[1])
+            Unreachable(
+                ctx.number, ctx.ts_ns, ip_mod.address_text(pkt.src), ip_mod.hostport(dst, dport), data[1], call_id or ""
+            )
         )
 
     def _tunnel(self, link: LinkResult, data: bytes, ctx: _Ctx, depth: int) -> list[SipMessage]:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from analyzer.correlate.model import Conversation, Outcome, Transaction
+from analyzer.correlate.store import over_ns
 from analyzer.decode.pipeline import Unreachable
 from analyzer.diagnose.codes import lookup
 from analyzer.diagnose.q850 import cause_name
@@ -186,7 +187,7 @@ def no_final_response(i: RuleInput) -> Finding | None:
     copies = tx.request_copies
     only = [r.status for r in tx.responses]
     heard = f"only {', '.join(map(str, only))} came back" if only else "nothing came back"
-    icmp = [u for u in i.unreachable if u.dst == tx.dst and tx.first_ns <= u.ts_ns]
+    icmp = [u for u in i.unreachable if _about(u, tx, i.conv)]
     seen = ""
     if icmp:
         first = icmp[0]
@@ -201,6 +202,14 @@ def no_final_response(i: RuleInput) -> Finding | None:
         tx.request.frame if tx.request is not None else None,
         None,
     )
+
+
+def _about(u: Unreachable, tx: Transaction, conv: Conversation) -> bool:
+    """Whether an ICMP error may be about ``tx``: to its destination, from its first send until
+    the call was over (later ones are another call's, and a streaming run judges the call
+    then: found by comparing the ways of running an analysis), quoting its Call-ID when the
+    quote holds one (it may be cut short: a prefix of it)."""
+    return u.dst == tx.dst and tx.first_ns <= u.ts_ns < over_ns(conv) and u.may_quote(conv.call_id)
 
 
 def server_error(i: RuleInput) -> Finding | None:

@@ -138,7 +138,7 @@ call 1-rule_timeout@198.18.0.1: timeout
                   The INVITE to 198.18.0.2:5060 was sent 7 time(s) (Timer A/E
                   retransmissions) and nothing came back: 198.18.0.2:5060 is
                   unreachable or not answering. ICMP destination unreachable
-                  came from 198.18.0.2 (14x, first in frame 4).
+                  came from 198.18.0.2 (7x, first in frame 4).
                   hint: Check that the next hop is up and reachable on this
                         address, port and transport (firewall, DNS, routing);
                         look for ICMP unreachable.
@@ -306,7 +306,7 @@ def test_mermaid_unanswered_request_is_a_crossed_arrow(sample_pcaps: Path) -> No
         "    E1-xE2: INVITE (SDP) · frame 3 · +0.000 s",
         "    Note over E1,E2: rule: no_final_response<br/>The INVITE to 198.18.0.2:5060 was sent 7 time(s) (Timer A/E"
         "<br/>retransmissions) and nothing came back: 198.18.0.2:5060 is<br/>unreachable or not answering. ICMP"
-        " destination unreachable<br/>came from 198.18.0.2 (14x, first in frame 4).<br/>hint: Check that the next"
+        " destination unreachable<br/>came from 198.18.0.2 (7x, first in frame 4).<br/>hint: Check that the next"
         " hop is up and reachable on this<br/>address, port and transport (firewall, DNS, routing)#59; look<br/>for"
         " ICMP unreachable.",
     ]
