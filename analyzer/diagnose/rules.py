@@ -187,7 +187,8 @@ def no_final_response(i: RuleInput) -> Finding | None:
     copies = tx.request_copies
     only = [r.status for r in tx.responses]
     heard = f"only {', '.join(map(str, only))} came back" if only else "nothing came back"
-    icmp = [u for u in i.unreachable if _about(u, tx, i.conv)]
+    until, call_id = over_ns(i.conv), i.conv.call_id
+    icmp = [u for u in i.unreachable if _about(u, tx, until, call_id)]
     seen = ""
     if icmp:
         first = icmp[0]
@@ -204,12 +205,12 @@ def no_final_response(i: RuleInput) -> Finding | None:
     )
 
 
-def _about(u: Unreachable, tx: Transaction, conv: Conversation) -> bool:
+def _about(u: Unreachable, tx: Transaction, until_ns: int, call_id: str) -> bool:
     """Whether an ICMP error may be about ``tx``: to its destination, from its first send until
-    the call was over (later ones are another call's, and a streaming run judges the call
-    then: found by comparing the ways of running an analysis), quoting its Call-ID when the
-    quote holds one (it may be cut short: a prefix of it)."""
-    return u.dst == tx.dst and tx.first_ns <= u.ts_ns < over_ns(conv) and u.may_quote(conv.call_id)
+    the call was over (``until_ns``: later ones are another call's, and a streaming run judges
+    the call then: found by comparing the ways of running an analysis), quoting its Call-ID
+    when the quote holds one (it may be cut short: a prefix of it)."""
+    return u.dst == tx.dst and tx.first_ns <= u.ts_ns < until_ns and u.may_quote(call_id)
 
 
 def server_error(i: RuleInput) -> Finding | None:
