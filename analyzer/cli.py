@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING, Any, TextIO, TypeVar, cast
 import click
 
 from analyzer import __version__
-from analyzer.correlate.model import Kind
+from analyzer.correlate.model import Kind, Outcome
 from analyzer.correlate.store import MAX_OPEN
 from analyzer.errors import SipflowError, UsageError
 from analyzer.limits import Limits
@@ -249,16 +249,21 @@ def _report_reading(reader: MessageRows, show_skipped: bool) -> None:
     click.echo(f"{st.frames} frames, {st.sip_messages} SIP messages", err=True)
     for reason, count in sorted(st.frames_by_reason.items(), key=lambda kv: (-kv[1], kv[0])):
         click.echo(f"  {reason:<24} {count:>9} frames", err=True)
-    for m in st.malformed:
-        frames = ",".join(str(f) for f in m.frames)
-        click.echo(f"  malformed frame {m.frame} ({frames}): {m.reason} {m.detail!r}", err=True)
+    for m in sorted(st.malformed, key=lambda m: m.frame):  # in frame order (TCP's leftovers come last)
+        frames = f" (frames {','.join(str(f) for f in m.frames)})" if m.frames != (m.frame,) else ""
+        click.echo(f"  malformed frame {m.frame}{frames}: {m.reason} {m.detail!r}", err=True)
 
 
 _FILTER_OPTIONS = (
     click.option("--call-id", multiple=True, help="Only these Call-IDs (repeatable)."),
     click.option("--number", multiple=True, help="Only calls whose From/To/Request-URI user contains this."),
     click.option("--ip", multiple=True, help="Only calls with a message from or to this address."),
-    click.option("--outcome", multiple=True, help="Only these outcomes (answered, busy, auth_failed …)."),
+    click.option(
+        "--outcome",
+        multiple=True,
+        type=click.Choice([o.value for o in Outcome]),
+        help="Only these outcomes (answered, busy, auth_failed …).",
+    ),
     click.option("--code", multiple=True, type=int, help="Only calls in which this response code was seen."),
     click.option("--kind", multiple=True, type=click.Choice([k.value for k in Kind]), help="Only these kinds."),
     click.option("--since", help="Only calls starting at or after this ISO 8601 time (UTC unless given)."),
@@ -362,7 +367,7 @@ def analyze(
     from analyzer.analysis import analyze as run
     from analyzer.analysis import capture_paths, usable_captures
     from analyzer.report import calls as calls_report
-    from analyzer.report.select import build_filters, check_expression, select
+    from analyzer.report.select import build_filters, check_expression, select, undefined
     from analyzer.report.select import fail_on as holds
 
     redaction = redaction_of(redact)
@@ -453,6 +458,9 @@ def analyze(
             "and belong to no call (capture with -s 0)",
             err=True,
         )
+    for expr in fail_on:
+        if undefined(expr, reports):
+            click.echo(f"sipflow: warning: --fail-on {expr}: no call gives it a value here: it cannot hold", err=True)
     failed = [expr for expr in fail_on if holds(expr, reports, result.security)]
     if failed:
         click.echo(f"sipflow: --fail-on holds: {'; '.join(failed)}", err=True)
@@ -576,10 +584,30 @@ def _peer_names(path: str | None) -> dict[str, str]:
         raise UsageError(f"{path}: cannot read peer names: not UTF-8 text (byte {exc.start})") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"{path}: cannot read peer names: {exc}") from None
-    peers = data.get("peers", {})
+    peers = data.get("peers")
     if not isinstance(peers, dict) or not all(isinstance(v, str) for v in peers.values()):
         raise UsageError(f'{path}: expected a [peers] table of "address" = "name"')
+    for key in peers:
+        if not _peer_address(key):
+            raise UsageError(f'{path}: [peers] "{key}": not an address (10.0.0.1, 10.0.0.1:5060, [2001:db8::1]:5060)')
     return {str(k): v for k, v in peers.items()}
+
+
+def _peer_address(text: str) -> bool:
+    """Whether ``text`` is an IP address, or one with a port (IPv6 in brackets then)."""
+    import ipaddress
+
+    host, port = text, ""
+    if text.startswith("["):
+        host, _, port = text[1:].partition("]")
+        port = port.removeprefix(":")
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not port or (port.isdigit() and 0 < int(port) < 65536)
 
 
 @main.command(short_help="Explain a SIP response code such as 488.")

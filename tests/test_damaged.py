@@ -340,7 +340,7 @@ def test_snap_length_cut_keeps_no_call_without_its_call_id(sample_pcaps: Path, t
     run_a, doc = analysis(snapped)
     assert (run_a.code, doc["calls"], doc["capture"]["malformed"], doc["capture"]["sip_messages"]) == (0, [], 21, 0)
     shown = sipflow("messages", str(snapped), "--show-skipped").stderr.splitlines()
-    assert shown[-1] == "  malformed frame 23 (23): sip-cut-short '58 bytes captured: 200 OK'"
+    assert shown[-1] == "  malformed frame 23: sip-cut-short '58 bytes captured: 200 OK'"
 
 
 def test_snap_length_cut_is_named_by_analyze(sample_pcaps: Path, tmp_path: Path) -> None:

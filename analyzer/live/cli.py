@@ -92,7 +92,10 @@ def _signals(stop: threading.Event, hurry: Callable[[], None]) -> Iterator[None]
 @click.option("--alert-cmd", help="Run this for each alert (JSON on stdin; no shell; 10 s at most).")
 @click.option("--prometheus", "prom_addr", help="Serve metrics on [ADDR:]PORT/metrics (127.0.0.1 unless given).")
 @click.option(
-    "--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), help="Rewrite calls.csv/json here."
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Rewrite report.html, calls.csv and calls.json here (see --every).",
 )
 @click.option("--every", default="5m", show_default=True, help="How often --report is rewritten.")
 @click.option(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import operator
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from analyzer.analysis import Analysis
+from analyzer.correlate.model import Kind, Outcome
 from analyzer.diagnose.security import RULES, SEVERITIES, SecurityFinding
 from analyzer.diagnose.verdict import CallReport
 from analyzer.errors import UsageError
@@ -46,13 +48,21 @@ def build_filters(
     return Filters(
         call_ids=call_id,
         numbers=number,
-        ips=ip,
+        ips=tuple(_address(a) for a in ip),
         outcomes=outcome,
         codes=code,
         kinds=kind,
         since_ns=parse_time(since) if since else None,
         until_ns=parse_time(until) if until else None,
     )
+
+
+def _address(text: str) -> str:
+    """An ``--ip`` value as the analysis writes addresses (2001:db8::1, not 2001:DB8:0::1)."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise UsageError(f"--ip {text!r}: not an IP address (give the address alone: no port, no network)") from None
 
 
 def parse_time(text: str) -> int:
@@ -106,6 +116,8 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 }
 _EXPR = re.compile(r"^\s*([a-z_0-9]+)\s*(<=|>=|!=|<|>|=)\s*(\S+)\s*$")
 _RATIOS = ("asr", "ner", "ser", "seer", "isa", "scr", "ira")
+OUTCOMES = tuple(o.value for o in Outcome)
+KINDS = tuple(k.value for k in Kind)
 _NUMBERS = ("attempts", "answered", "failed", "acd_s", "pdd_median_ms", "pdd_p95_ms", "sdd_median_ms", "rrd_median_ms")
 
 
@@ -120,6 +132,9 @@ def check_expression(expr: str) -> None:
     if name in ("outcome", "kind", "rule"):
         if op not in ("=", "!="):
             raise UsageError(f"--fail-on {expr!r}: {name} takes = or !=")
+        words = {"outcome": OUTCOMES, "kind": KINDS}.get(name)
+        if words is not None and value not in words:
+            raise UsageError(f"--fail-on {expr!r}: no {name} {value!r} (one of: {', '.join(words)})")
         return
     if name == "security" and value in (*SEVERITIES, *RULES):
         if op != "=" and not (op == ">=" and value in SEVERITIES):
@@ -129,9 +144,11 @@ def check_expression(expr: str) -> None:
         known = ", ".join((*_RATIOS, *_NUMBERS, "code", "outcome", "kind", "rule", "security"))
         raise UsageError(f"--fail-on {expr!r}: unknown name {name!r} (one of: {known})")
     try:
-        float(value)
+        number = float(value)
     except ValueError:
         raise UsageError(f"--fail-on {expr!r}: {value!r} is not a number") from None
+    if name in _RATIOS and not 0 <= number <= 1:
+        raise UsageError(f"--fail-on {expr!r}: {name} is a fraction from 0 to 1 here (0.8 for 80 %)")
 
 
 def fail_on(expr: str, reports: Iterable[CallReport], security: Sequence[SecurityFinding] = ()) -> bool:
@@ -165,6 +182,15 @@ def fail_on(expr: str, reports: Iterable[CallReport], security: Sequence[Securit
     if name in _RATIOS:
         actual = actual / 100.0
     return _OPS[op](float(actual), float(value))
+
+
+def undefined(expr: str, reports: Iterable[CallReport]) -> bool:
+    """Whether ``expr`` names a KPI these calls give no value for (``asr`` with no call attempt):
+    it cannot hold, which a CI gate should hear about."""
+    m = _EXPR.match(expr)
+    if m is None or m.group(1) not in (*_RATIOS, *_NUMBERS):
+        return False
+    return getattr(kpis(list(reports)), m.group(1)) is None
 
 
 def _security_holds(op: str, value: str, findings: Sequence[SecurityFinding]) -> bool:

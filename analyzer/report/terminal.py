@@ -78,9 +78,9 @@ def _kpi_table(k: Kpis) -> Table:
     ):
         t.add_column(col, justify="right")
     t.add_row(
-        str(k.attempts), _fmt(k.asr, "%"), _fmt(k.ner, "%"), _fmt(k.ser, "%"), _fmt(k.seer, "%"), _fmt(k.isa, "%"),
+        f"{k.attempts:,}", _fmt(k.asr, "%"), _fmt(k.ner, "%"), _fmt(k.ser, "%"), _fmt(k.seer, "%"), _fmt(k.isa, "%"),
         _fmt(k.scr, "%"), _fmt(k.acd_s, " s"), _ms(k.pdd_median_ms), _ms(k.pdd_p95_ms),
-        _ms(k.sdd_median_ms), str(k.registrations), _ms(k.rrd_median_ms), _fmt(k.ira, "%"),
+        _ms(k.sdd_median_ms), f"{k.registrations:,}", _ms(k.rrd_median_ms), _fmt(k.ira, "%"),
     )  # fmt: skip
     return t
 
@@ -92,7 +92,7 @@ def _outcomes(reports: list[CallReport]) -> Table:
     counts = Counter((str(r.kind), str(r.outcome)) for r in reports)
     per_kind = Counter(str(r.kind) for r in reports)
     for (kind, outcome), n in sorted(counts.items()):
-        t.add_row(kind, outcome, str(n), f"{100 * n / per_kind[kind]:.1f}%")
+        t.add_row(kind, outcome, f"{n:,}", f"{100 * n / per_kind[kind]:.1f}%")
     return t
 
 
@@ -121,7 +121,7 @@ def _peers(reports: list[CallReport], namer: Callable[[CallReport], str]) -> Tab
     for col in ("peer", "attempts", "answered", "ASR", "failed", "PDD med", "PDD p95"):
         t.add_column(col, justify="left" if col == "peer" else "right")
     for name, k in by_peer(calls, namer).items():
-        t.add_row(name, str(k.attempts), str(k.answered), _fmt(k.asr, "%"), str(k.failed),
+        t.add_row(name, f"{k.attempts:,}", f"{k.answered:,}", _fmt(k.asr, "%"), f"{k.failed:,}",
                   _ms(k.pdd_median_ms), _ms(k.pdd_p95_ms))  # fmt: skip
     return t
 

@@ -147,3 +147,33 @@ def test_flow_and_export(sample_pcaps: Path, tmp_path: Path) -> None:
     assert [json.loads(line)["outcome"] for line in out.splitlines()] == ["rejected", "rejected"]
     code, _, err = run("export", cap, "--failed", "-o", cap)
     assert code == 2 and "sipflow: error:" in err
+
+
+def test_gate_and_filter_values_that_cannot_mean_anything_are_refused(sample_pcaps: Path, tmp_path: Path) -> None:
+    # found by trying the README as a user: each was taken, and matched nothing or always held
+    cap = str(sample_pcaps / "udp_call.pcap")
+    for args, said in (
+        (["--fail-on", "asr<80"], "--fail-on 'asr<80': asr is a fraction from 0 to 1 here (0.8 for 80 %)"),
+        (["--fail-on", "outcome=bogus"], "--fail-on 'outcome=bogus': no outcome 'bogus' (one of: answered,"),
+        (["--ip", "192.168.1.0/24"], "--ip '192.168.1.0/24': not an IP address (give the address alone"),
+        (["--ip", "198.18.0.1:5060"], "--ip '198.18.0.1:5060': not an IP address"),
+    ):
+        code, _, err = run("analyze", cap, *args)
+        assert code == 2 and err.startswith(f"sipflow: error: {said}"), (args, err)
+    code, _, err = run("analyze", cap, "--outcome", "nonsense")
+    assert code == 2 and "'nonsense' is not one of 'answered'" in err
+    for text, said in (('[peer]\n"1.2.3.4" = "x"\n', 'expected a [peers] table of "address" = "name"'),
+                       ('[peers]\n"carrier" = "x"\n', '[peers] "carrier": not an address')):  # fmt: skip
+        peers = tmp_path / "peers.toml"
+        peers.write_text(text)
+        code, _, err = run("analyze", cap, "--peers", str(peers))
+        assert (code, err.startswith(f"sipflow: error: {peers}: {said}")) == (2, True), err
+    peers.write_text('[peers]\n"198.18.0.2:5060" = "trunk"\n"[2001:db8::1]:5060" = "v6"\n')
+    code, out, _ = run("analyze", cap, "--peers", str(peers))
+    assert code == 0 and " trunk " in out
+
+
+def test_a_gate_on_a_kpi_no_call_gives_says_so(sample_pcaps: Path) -> None:
+    # tls_call.pcap holds only TLS: no call to compute an ASR from (the CI gate passed silently)
+    code, _, err = run("analyze", str(sample_pcaps / "tls_call.pcap"), "--fail-on", "asr<0.8")
+    assert (code, err) == (0, "sipflow: warning: --fail-on asr<0.8: no call gives it a value here: it cannot hold\n")
