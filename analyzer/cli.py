@@ -382,7 +382,7 @@ def analyze(
         # bad capture; an empty one among several (a rotation's newest) is left out
         paths, skipped = usable_captures(capture_paths(list(captures)))
         refuse_output_over(output, paths)
-        outdir = _report_dir(report_dir, paths) if report_dir is not None else None
+        outdir = _report_dir(report_dir, list(captures)) if report_dir is not None else None
         with _progress_bar(paths) as tick:
             # Without a report the messages are not needed: stream, memory follows open calls.
             # A redacted header's values are looked for in each call's texts: that needs them.
@@ -472,7 +472,7 @@ def _report_dir(option: str, paths: list[str]) -> Path:
     error before a long run, not after it."""
     from analyzer.report.files import default_dir
 
-    outdir = Path(option) if option else default_dir(paths[0])
+    outdir = Path(option) if option else default_dir(paths)
     if outdir.exists() and not outdir.is_dir():
         raise UsageError(f"{outdir}: not a directory: --report writes several files")
     try:

@@ -134,6 +134,8 @@ def capture_dict(a: Analysis) -> dict[str, Any]:
         "skipped": dict(sorted((k, v) for k, v in st.frames_by_reason.items() if k != "sip")),
         "malformed": len(st.malformed),
         "limits_reached": dict(sorted(st.limits.items())),
+        "copies": a.copies,
+        "left_out": list(a.skipped),
         "warning": a.warning or None,
     }
 

@@ -25,12 +25,16 @@ from analyzer.report.tables import messages_dataframe
 from analyzer.sip.redact import DEFAULT, Redaction
 
 
-def default_dir(capture: str) -> Path:
-    """``reports/<capture name without extensions>/`` (``reports/stdin/`` for ``-``)."""
+def default_dir(captures: list[str]) -> Path:
+    """``reports/<capture name without extensions>/`` (``reports/stdin/`` for ``-``); for
+    several, the first one's name and how many more (``reports/day1+3/``): not the report
+    of the first alone."""
+    capture = captures[0]
     name = Path(capture).name if capture != "-" else ""
     for suffix in (".gz", ".pcapng", ".pcap", ".cap", ".libpcap"):
         name = name.removesuffix(suffix)
-    return Path("reports") / (name or "stdin")
+    more = f"+{len(captures) - 1}" if len(captures) > 1 else ""
+    return Path("reports") / f"{name or 'stdin'}{more}"
 
 
 def _defused(frame: pd.DataFrame) -> pd.DataFrame:

@@ -219,6 +219,8 @@ def write_summary(
         f"  {_count(st.frames, 'packet')}, {_count(st.sip_messages, 'SIP message')}, "
         f"{_count(conversations, 'conversation')}{selected}, {len(st.malformed):,} malformed"
     )
+    if a.copies:
+        console.print(f"  {_count(a.copies, 'message')} seen at two capture points, counted once")
     if st.limits:
         hit = ", ".join(f"{name} {n}" for name, n in sorted(st.limits.items()))
         console.print(Text.assemble("  ", ("limits reached", "bold"), f" (--limit): {hit}"))

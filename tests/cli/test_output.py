@@ -207,3 +207,14 @@ def test_a_call_id_with_several_conversations_gets_a_picture_each(shared_pcaps: 
     names = [f"reg-{n}.svg" for n in range(1, 5)]
     assert (run.returncode, run.stderr) == (0, "".join(f"sipflow: wrote {tmp_path}/{n}\n" for n in names))
     assert sorted(p.name for p in tmp_path.iterdir()) == names
+
+
+def test_the_default_report_directory_names_what_was_read(tmp_path: Path) -> None:
+    # several captures wrote into the first one's directory, over its own report
+    sipflow = Path(sys.executable).parent / "sipflow"
+    rotated = tmp_path / "day1"
+    rotated.mkdir()
+    subprocess.run(["editcap", "-c", "8", str(UDP_CALL), str(rotated / "p.pcap")], check=True, timeout=60)
+    for args in ([UDP_CALL], [UDP_CALL, UDP_CALL.with_name("rule_timeout.pcap")], [rotated]):
+        subprocess.run([sipflow, "analyze", *map(str, args), "--report"], cwd=tmp_path, capture_output=True, check=True)
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["day1", "udp_call", "udp_call+1"]

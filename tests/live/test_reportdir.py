@@ -108,6 +108,8 @@ def test_html_is_the_window(window: tuple[list[CallReport], DecodeStats], tmp_pa
         "skipped": {"not-ip": 4},
         "malformed": 0,
         "limits_reached": {},
+        "copies": 0,
+        "left_out": [],
         "warning": "packets and SIP messages since 2026-11-21 19:56:00 UTC; 3 malformed SIP",
         "first": "2026-11-21T19:56:00.992300Z",
         "last": "2026-11-21T19:58:26.761154Z",
