@@ -25,6 +25,7 @@ from analyzer.sip.redact import Redaction
 
 if TYPE_CHECKING:
     from analyzer.analysis import Analysis
+    from analyzer.decode.pipeline import DecodeStats
     from analyzer.diagnose.verdict import CallReport
     from analyzer.report.select import Filters
 
@@ -234,9 +235,17 @@ def messages(
     _report_reading(reader, show_skipped)
 
 
+def _tls_hint(stats: DecodeStats, how: str) -> None:
+    """A capture that gave no SIP but holds TLS: say how to read it (stderr)."""
+    tls = stats.frames_by_reason.get("tls", 0)
+    if tls and not stats.sip_messages:
+        click.echo(f"sipflow: warning: no SIP message read, but {tls:,} frames carry TLS: {how}", err=True)
+
+
 def _report_reading(reader: MessageRows, show_skipped: bool) -> None:
     """Truncation warning always; counts and malformed messages on request (stderr)."""
     cap, st = reader.capture, reader.stats
+    _tls_hint(st, "sipflow analyze --engine tshark --tls-keylog FILE decrypts it with the session keys")
     if cap.warning:
         click.echo(f"sipflow: warning: {cap.path}: reading stopped after frame {st.frames}: {cap.warning}", err=True)
     if not show_skipped:
@@ -448,6 +457,8 @@ def analyze(
         )
     for line in skipped:
         click.echo(f"sipflow: warning: {line}", err=True)
+    if engine != "tshark":
+        _tls_hint(result.stats, "give --engine tshark --tls-keylog FILE")
     if result.warning:
         stopped = "" if engine == "tshark" else "reading stopped early: "
         click.echo(f"sipflow: warning: {stopped}{result.warning}", err=True)

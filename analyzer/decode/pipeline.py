@@ -368,7 +368,10 @@ class Decoder:
         if not pieces:
             if key in self.tcp.streams and data:
                 return self._skip("tcp-sip-segment")
-            return self._skip("tcp-no-payload" if not data else "tcp-not-sip")
+            if not data:
+                return self._skip("tcp-no-payload")
+            # a TLS record (RFC 8446 §5.1: type 20-23, version 3.x): SIP over TLS, unreadable here
+            return self._skip("tls" if len(data) > 4 and 20 <= data[0] <= 23 and data[1] == 3 else "tcp-not-sip")
         out: list[SipMessage] = []
         for piece in pieces:
             self._piece(piece, (pkt, sport, dport, ctx), out)
