@@ -376,6 +376,7 @@ def analyze(
     from analyzer.analysis import analyze as run
     from analyzer.analysis import capture_paths, usable_captures
     from analyzer.report import calls as calls_report
+    from analyzer.report.kpi import kpis
     from analyzer.report.select import build_filters, check_expression, select, undefined
     from analyzer.report.select import fail_on as holds
 
@@ -469,10 +470,11 @@ def analyze(
             "and belong to no call (capture with -s 0)",
             err=True,
         )
+    gate = kpis(reports) if fail_on else None  # once, for every expression
     for expr in fail_on:
-        if undefined(expr, reports):
+        if gate is not None and undefined(expr, gate):
             click.echo(f"sipflow: warning: --fail-on {expr}: no call gives it a value here: it cannot hold", err=True)
-    failed = [expr for expr in fail_on if holds(expr, reports, result.security)]
+    failed = [expr for expr in fail_on if holds(expr, reports, result.security, gate)]
     if failed:
         click.echo(f"sipflow: --fail-on holds: {'; '.join(failed)}", err=True)
         sys.exit(1)
@@ -665,13 +667,14 @@ def flow(
     if not matches:
         raise CliError(f"{capture}: no Call-ID {call_id!r} (sipflow analyze lists them)")
     # a Call-ID with several conversations (kinds, or one after another): a picture each
-    svgs = [Path(svg_file) if len(matches) == 1 else Path(svg_file).with_stem(f"{Path(svg_file).stem}-{n}")
-            for n in range(1, len(matches) + 1)] if svg_file else []  # fmt: skip
-    for path in svgs:
-        try:
+    svgs = [] if not svg_file else [Path(svg_file)] if len(matches) == 1 else [
+        Path(svg_file).with_stem(f"{Path(svg_file).stem}-{n}") for n in range(1, len(matches) + 1)
+    ]  # fmt: skip
+    try:
+        for path in svgs:
             refuse_inputs(path, [capture])
-        except SipflowError as exc:
-            raise cli_error(exc) from None
+    except SipflowError as exc:
+        raise cli_error(exc) from None
     for n, found in enumerate(matches):
         msgs = result.messages_of(found)
         (r,) = redact_reports([found], redaction, result.messages_of)

@@ -52,6 +52,11 @@ was over (idle past its limit, :func:`analyzer.correlate.store.is_over`) when it
 came is followed by another with the same Call-ID and kind, from that message on."""
 
 
+def conversation_key(call_id: str, kind: Kind, start_ns: int) -> ConversationKey:
+    """A conversation's key, as its :class:`Conversation` and its report both give it."""
+    return (call_id, str(kind), start_ns)
+
+
 @dataclass(slots=True)
 class Transaction:
     key: TxKey
@@ -138,7 +143,7 @@ class Conversation:
 
     @property
     def key(self) -> ConversationKey:
-        return (self.call_id, str(self.kind), self.start_ns)
+        return conversation_key(self.call_id, self.kind, self.start_ns)
 
     @property
     def end_ns(self) -> int:

@@ -159,14 +159,17 @@ class CallStore:
         """The open conversation ``key`` for a message at ``ts_ns``, None when there is none;
         and when one was over by then (set aside in :attr:`over`), its last message's time."""
         conv = self.conversations.get(key)
-        if conv is None:
-            gone = self.gone.pop(key[0], None) if self.gone and key[1] is Kind.CALL else None
-            return None, gone[0] if gone is not None and ts_ns < gone[1] + CAME_BACK_NS else 0
-        if is_over(conv, ts_ns):
+        if conv is not None:
+            if not is_over(conv, ts_ns):
+                return conv, 0
             self.over.append(self.conversations.pop(key))
-            noted = key[1] is Kind.CALL and ts_ns < over_ns(conv) + CAME_BACK_NS
-            return None, conv.last_ns if noted else 0
-        return conv, 0
+            before = (conv.last_ns, over_ns(conv)) if key[1] is Kind.CALL else None
+        else:  # a call a sweep handed out: found as it would have been without the sweep
+            before = self.gone.pop(key[0], None) if self.gone and key[1] is Kind.CALL else None
+        if before is None:
+            return None, 0
+        last_ns, over_at = before
+        return None, last_ns if ts_ns < over_at + CAME_BACK_NS else 0
 
     @staticmethod
     def _note_end(conv: Conversation, msg: SipMessage, method: str) -> None:

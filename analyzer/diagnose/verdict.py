@@ -7,7 +7,15 @@ import sys
 from dataclasses import dataclass
 from typing import TypeVar
 
-from analyzer.correlate.model import Conversation, ConversationKey, Kind, Outcome, Transaction, hostport
+from analyzer.correlate.model import (
+    Conversation,
+    ConversationKey,
+    Kind,
+    Outcome,
+    Transaction,
+    conversation_key,
+    hostport,
+)
 from analyzer.correlate.state import Event, call_outcome, request_outcome, run_call
 from analyzer.decode.pipeline import Unreachable
 from analyzer.diagnose.q850 import cause_name
@@ -82,7 +90,7 @@ class CallReport:
     @property
     def key(self) -> ConversationKey:
         """Its conversation's :attr:`analyzer.correlate.model.Conversation.key`."""
-        return (self.call_id, str(self.kind), self.start_ns)
+        return conversation_key(self.call_id, self.kind, self.start_ns)
 
 
 def _user_host(na: NameAddr | None) -> str:

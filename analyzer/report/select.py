@@ -151,7 +151,9 @@ def check_expression(expr: str) -> None:
         raise UsageError(f"--fail-on {expr!r}: {name} is a fraction from 0 to 1 here (0.8 for 80 %)")
 
 
-def fail_on(expr: str, reports: Iterable[CallReport], security: Sequence[SecurityFinding] = ()) -> bool:
+def fail_on(
+    expr: str, reports: Iterable[CallReport], security: Sequence[SecurityFinding] = (), k: Kpis | None = None
+) -> bool:
     """Whether ``expr`` holds for these calls (and the capture's security findings).
 
     Ratios (asr, ner, ser, seer, isa, scr, ira) are fractions from 0 to 1 here
@@ -159,6 +161,7 @@ def fail_on(expr: str, reports: Iterable[CallReport], security: Sequence[Securit
     ``kind``, ``rule`` and ``code`` hold when any call has that value. ``security`` alone
     holds when there is any security finding; ``security=toll_fraud`` when one of that rule,
     ``security>=medium`` when one that severe; ``security>2`` compares their number.
+    ``k``: the calls' KPIs, when the caller has them already.
     """
     check_expression(expr)
     if expr.strip() == "security":
@@ -175,8 +178,7 @@ def fail_on(expr: str, reports: Iterable[CallReport], security: Sequence[Securit
     if name == "code":
         codes = {c for r in rs for c in (r.final_code, r.breaking.code if r.breaking else None) if c is not None}
         return any(_OPS[op](c, float(value)) for c in codes)
-    k: Kpis = kpis(rs)
-    actual = getattr(k, name)
+    actual = getattr(k if k is not None else kpis(rs), name)
     if actual is None:
         return False
     if name in _RATIOS:
@@ -184,13 +186,11 @@ def fail_on(expr: str, reports: Iterable[CallReport], security: Sequence[Securit
     return _OPS[op](float(actual), float(value))
 
 
-def undefined(expr: str, reports: Iterable[CallReport]) -> bool:
-    """Whether ``expr`` names a KPI these calls give no value for (``asr`` with no call attempt):
-    it cannot hold, which a CI gate should hear about."""
+def undefined(expr: str, k: Kpis) -> bool:
+    """Whether ``expr`` names a KPI the calls (their KPIs ``k``) give no value (``asr`` with no
+    call attempt): it cannot hold, which a CI gate should hear about."""
     m = _EXPR.match(expr)
-    if m is None or m.group(1) not in (*_RATIOS, *_NUMBERS):
-        return False
-    return getattr(kpis(list(reports)), m.group(1)) is None
+    return m is not None and m.group(1) in (*_RATIOS, *_NUMBERS) and getattr(k, m.group(1)) is None
 
 
 def _security_holds(op: str, value: str, findings: Sequence[SecurityFinding]) -> bool:
