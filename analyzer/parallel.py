@@ -44,6 +44,11 @@ class _End:
     error: BaseException | None = None
 
 
+AHEAD_BYTES = 16 << 20
+"""How much a process may send ahead of the merge (pickled), before it has to wait: about
+90,000 call reports or 100,000 message rows; so memory stays bounded however long the capture."""
+
+
 class Sharded(Generic[T, E]):
     """Iterate to run ``work`` in ``shards`` processes and get their items merged by ``key``."""
 
@@ -53,11 +58,23 @@ class Sharded(Generic[T, E]):
         work: Work[T, E],
         key: Callable[[T], Any],
         progress: Callable[[int], None] | None = None,
+        started: Callable[[], None] | None = None,
+        ahead: int | None = AHEAD_BYTES,
+        quiet: int = 0,
     ) -> None:
         self.shards = shards
         self.work = work
         self.key = key
         self.progress = progress
+        self.started = started
+        """Called here once every process is started (to close what they alone use)."""
+        self.ahead = ahead
+        """How much a process may send ahead of the merge (:data:`AHEAD_BYTES`); None: no
+        bound, for processes that wait on each other (one feeds another), which a bound
+        here could leave all waiting."""
+        self.quiet = quiet
+        """The first ``quiet`` processes send no items, only what ``work`` returns: the merge
+        does not wait for their next item."""
         self.ends: list[E] = []
         """What each process's ``work`` returned, in process order (once iteration is over)."""
 
@@ -74,6 +91,8 @@ class Sharded(Generic[T, E]):
                 proc.start()
             for _, send in pipes:
                 send.close()  # the processes hold the sending ends now
+            if self.started is not None:
+                self.started()
             yield from self._merged([recv for recv, _ in pipes], done)
         finally:
             for proc in procs:
@@ -87,12 +106,12 @@ class Sharded(Generic[T, E]):
         """The processes' items in key order. Whatever any process has sent is taken in as it
         comes, still pickled, while the merge waits for another's next item: a process that
         runs ahead (one that watches every message, then one that diagnoses more calls) is not
-        held back until the others catch up, up to :data:`AHEAD_BYTES` of batches waiting."""
+        held back until the others catch up, up to :attr:`ahead` bytes of batches waiting."""
         inbox = [_Inbox(k, recv) for k, recv in enumerate(recvs)]
         heads: list[tuple[Any, int, T]] = []
         """The next item of each process that has one out (key, process, item): tuples compare
         in C, and never as far as the items (no two processes send the same key)."""
-        waiting = list(inbox)  # processes without a head in ``heads``, their End not met
+        waiting = inbox[self.quiet :]  # processes without a head in ``heads``, their End not met
         out = 0
         while True:
             still = []
@@ -116,22 +135,20 @@ class Sharded(Generic[T, E]):
             # Some process's next item has not come: take in what has, from every process
             # not too far ahead, until it does.
             self._take_in(inbox, done, None)
+        while any(b.end is None for b in inbox[: self.quiet]):
+            self._take_in(inbox, done, None)
         self.ends = [b.end.value for b in inbox if b.end is not None]
 
     def _take_in(self, inbox: list[_Inbox], done: Any, timeout: float | None) -> None:
         """Receive what the processes have sent (waiting up to ``timeout`` for something)."""
-        ready = [b.recv for b in inbox if b.end is None and b.pending < AHEAD_BYTES]
+        ahead = self.ahead
+        ready = [b.recv for b in inbox if b.end is None and (ahead is None or b.pending < ahead)]
         got = wait(ready, timeout) if ready else []
         for box in inbox:
             if box.recv in got:
                 box.take()
         if got and self.progress is not None:
             self.progress(done.value)
-
-
-AHEAD_BYTES = 16 << 20
-"""How much a process may send ahead of the merge (pickled), before it has to wait: about
-90,000 call reports or 100,000 message rows; so memory stays bounded however long the capture."""
 
 
 class _Inbox:

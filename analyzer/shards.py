@@ -1,19 +1,17 @@
 """How ``--jobs`` shares the work out: how many processes, and which takes which Call-ID.
 
-Every process reads the whole capture; each correlates, diagnoses (``analyze``) or lists
-(``messages``) the calls of its share. The first process also parses every message (for
-the security watch and the capture's decode stats), so it takes a smaller share.
+``messages`` shares out frames (:mod:`analyzer.decode.fastpcap`); ``analyze`` shares out
+Call-IDs: one process reads and parses the captures and hands each message to the process
+whose share its Call-ID is (:mod:`analyzer.relay`).
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import zlib
 from collections.abc import Callable, Sequence
 
 from analyzer.capture.source import read_once
-from analyzer.sip.parser import call_id_of
 
 MIN_BYTES_PER_JOB = 8 << 20
 """Below this much capture per process, another process costs more than it saves."""
@@ -57,66 +55,23 @@ def sip_messages_guess(path: str, size: int) -> int | None:
     return sample.count(b"SIP/2.0") * size // (2 * len(sample))
 
 
-# What a SIP message costs each process, in µs of CPU: the first process parses every
-# message (the security watch reads them all) and watches it; the others read every message
-# only as far as its Call-ID. Each process correlates and diagnoses its own share. Measured
-# on the all-SIP benchmark (120,000 messages) with two processes and the first one's share
-# forced: with none of the calls it took 4.66 s, with all 9.84 s; the second took 1.36 s
-# with none and 9.05 s with all. So parsing and watching cost the first 27.5 µs a message
-# more than reading Call-IDs costs the second, and a call's message costs 43 µs once
-# parsed, 64 µs with the parsing.
-_PARSE_US = 21.0
-_WATCH_US = 9.5
-_CALL_ID_US = 3.0
-_CALL_US = 43.0
-SLOTS = 1024
-"""Call-IDs are spread over this many slots (by CRC-32), and the slots over the processes."""
-
-
-def first_share(shards: int) -> float:
-    """The share of the Call-IDs the first of ``shards`` processes takes, so that all end
-    together: less than the others', since it also parses and watches every message."""
-    if shards <= 1:
-        return 1.0
-    other = (_PARSE_US + _CALL_US) / (shards - 1)  # a process's cost per message for all the rest's calls
-    share = (_CALL_ID_US + other - _PARSE_US - _WATCH_US) / (_CALL_US + other)
-    return min(1.0 / shards, max(0.0, share))
-
-
-@functools.cache
-def _slot_owners(shards: int) -> tuple[int, ...]:
-    first = round(SLOTS * first_share(shards))
-    return (0,) * first + tuple(1 + i % (shards - 1) for i in range(SLOTS - first))
-
-
 def shard_of(call_id: str, shards: int) -> int:
-    """Which process analyses a Call-ID (stable across runs and machines, unlike ``hash``)."""
-    crc = zlib.crc32(call_id.encode("utf-8", "surrogatepass"))
-    return 0 if shards <= 1 else _slot_owners(shards)[crc % SLOTS]
+    """Which of ``shards`` processes takes a Call-ID, from 0 (stable across runs and
+    machines, unlike ``hash``)."""
+    return zlib.crc32(call_id.encode("utf-8", "surrogatepass")) % shards if shards > 1 else 0
 
 
-def takes(shard: int, shards: int) -> Callable[[str], bool]:
-    """Whether process ``shard`` of ``shards`` takes a Call-ID (:func:`shard_of`, remembered
-    for the last 65,536 Call-IDs: a call's messages ask again and again)."""
-    cache: dict[str, bool] = {}
+def owners(shards: int) -> Callable[[str], int]:
+    """:func:`shard_of` for ``shards`` processes, remembered for the last 65,536 Call-IDs (a
+    call's messages ask again and again)."""
+    cache: dict[str, int] = {}
 
-    def mine(call_id: str) -> bool:
+    def owner(call_id: str) -> int:
         hit = cache.get(call_id)
         if hit is None:
             if len(cache) > 65536:
                 cache.clear()
-            hit = cache[call_id] = shard_of(call_id, shards) == shard
+            hit = cache[call_id] = shard_of(call_id, shards)
         return hit
 
-    return mine
-
-
-def owner(mine: Callable[[str], bool]) -> Callable[[bytes], bool]:
-    """Whether a process parses a framed message: its Call-ID is one it takes (``mine``, from
-    :func:`takes`), or it has no start line (then parsing says what it is)."""
-
-    def owns(data: bytes) -> bool:
-        call_id = call_id_of(data)
-        return call_id is None or mine(call_id)
-
-    return owns
+    return owner

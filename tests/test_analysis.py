@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,10 @@ import pytest
 import analyzer.analysis as analysis
 import analyzer.shards as shards
 from analyzer.analysis import analyze
+from analyzer.errors import CaptureOpenError, SipflowError
+from analyzer.reader import MessageReader
 from analyzer.report.calls import call_dict
+from analyzer.sip.message import SipMessage
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_pcaps"
@@ -93,6 +97,33 @@ def test_icmp_errors_cited_do_not_depend_on_sweeps(monkeypatch: pytest.MonkeyPat
     # each call's first 4 INVITEs and the ICMP error each got (those quote its Call-ID); its
     # later ones come past the 300 s a call in setup is held: another conversation, noted
     assert cited[:2] == ["4x, first in frame 4).", "4x, first in frame 6)."]
+
+
+def test_an_error_in_the_reading_process_is_the_one_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The processes it feeds stop when it does, without a word of their own."""
+    monkeypatch.setattr(shards, "MIN_BYTES_PER_JOB", 1)
+    monkeypatch.setattr(shards, "MIN_SIP_PER_JOB", 0)
+    real = MessageReader.__iter__
+
+    def broken(self: MessageReader) -> Iterator[SipMessage]:
+        yield next(real(self))
+        raise CaptureOpenError(f"{self.path}: broken here")
+
+    monkeypatch.setattr(MessageReader, "__iter__", broken)
+    with pytest.raises(CaptureOpenError, match=r"udp_call\.pcap: broken here"):
+        analyze(SAMPLES / "udp_call.pcap", keep_messages=False, jobs=2)
+
+
+def test_an_error_in_a_process_of_the_calls_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shards, "MIN_BYTES_PER_JOB", 1)
+    monkeypatch.setattr(shards, "MIN_SIP_PER_JOB", 0)
+
+    def fails(*args: object) -> None:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(analysis, "diagnose", fails)
+    with pytest.raises(SipflowError, match=r"worker [23]: KeyError\('boom'\)"):
+        analyze(SAMPLES / "rule_forking.pcap", keep_messages=False, jobs=2)
 
 
 def test_several_processes_on_several_files(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -73,3 +73,24 @@ def test_a_process_too_far_ahead_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     run: Sharded[int, str] = Sharded(2, _evens_and_odds, lambda n: n)
     assert list(run) == list(range(3 * BATCH))
     assert run.ends == ["shard 0", "shard 1"]
+
+
+def test_the_merge_does_not_wait_on_a_quiet_process() -> None:
+    """A process that sends no items (the security watch of analyze --jobs) ends when it likes:
+    items flow before it does, and what it returns is read all the same."""
+    first_out = multiprocessing.get_context("fork").Event()
+    started: list[bool] = []
+
+    def work(shard: int, put: Callable[[int], None], tick: Callable[[int], None]) -> str:
+        if shard == 0:
+            return "saw items flow" if first_out.wait(30) else "held back"
+        for n in range(3 * BATCH):
+            put(n)
+        return "sent"
+
+    run: Sharded[int, str] = Sharded(2, work, lambda n: n, started=lambda: started.append(True), quiet=1)
+    out = []
+    for n in run:
+        out.append(n)
+        first_out.set()
+    assert out == list(range(3 * BATCH)) and run.ends == ["saw items flow", "sent"] and started == [True]

@@ -4,38 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analyzer.shards import first_share, jobs_for, owner, shard_of, sip_messages_guess, takes
+from analyzer.shards import jobs_for, owners, shard_of, sip_messages_guess
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_pcaps"
-CALL_IDS = ("", "1-12985@127.0.0.80", "a84b4c76e66710")
+CALL_IDS = ("", "1-12985@127.0.0.80", "a84b4c76e66710", "3-12985@127.0.0.80")
 
 
 def test_shards_are_stable_numbers() -> None:
-    # CRC-32 % 1024: slots 0, 304 and 718; of 4 processes the first takes none, the others every third slot;
-    # of 2, the first takes slots 0-348
-    assert [shard_of(cid, 4) for cid in CALL_IDS] == [1, 2, 2]
-    assert [shard_of(cid, 2) for cid in CALL_IDS] == [0, 0, 1]
-    assert [shard_of(cid, 1) for cid in CALL_IDS] == [0, 0, 0]
+    # CRC-32: 0, 3767633200, 2691821262, 3846565555
+    assert [shard_of(cid, 4) for cid in CALL_IDS] == [0, 0, 2, 3]
+    assert [shard_of(cid, 3) for cid in CALL_IDS] == [0, 1, 0, 1]
+    assert [shard_of(cid, 1) for cid in CALL_IDS] == [0, 0, 0, 0]
 
 
-def test_the_first_process_takes_a_smaller_share() -> None:
-    """It also parses and watches every message: (3 + 64 - 30.5) / (43 + 64) with two processes."""
-    assert [round(first_share(n), 3) for n in (1, 2, 3, 4, 8)] == [1.0, 0.341, 0.06, 0.0, 0.0]
+def test_owners_remember_the_shard_of_each_call_id() -> None:
+    owner = owners(3)
+    assert [owner(cid) for cid in CALL_IDS * 2] == [shard_of(cid, 3) for cid in CALL_IDS * 2]
 
 
 def test_jobs_follow_the_input_size() -> None:
     small = str(SAMPLES / "udp_call.pcap")
     assert (jobs_for([small], 8), jobs_for(["-"], 8), jobs_for([small], 1)) == (1, 1, 1)
-
-
-def test_a_process_parses_its_share_and_what_has_no_start_line() -> None:
-    second = owner(takes(1, 2))
-    assert [second(b"OPTIONS sip:a SIP/2.0\r\nCall-ID: " + cid.encode() + b"\r\n\r\n") for cid in CALL_IDS] == [
-        False,
-        False,
-        True,
-    ]
-    assert second(b"not SIP at all") is True  # parsing says what it is
 
 
 def test_jobs_follow_how_dense_the_sip_is(tmp_path: Path) -> None:

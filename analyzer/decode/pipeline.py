@@ -10,7 +10,6 @@ frame numbers, never dropped silently.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -119,11 +118,6 @@ class Decoder:
         self._hep_max = limits.hep_payload
         self._addr: dict[bytes, str] = {}
         self._fast_not_sip = 0
-        self.owns: Callable[[bytes], bool] | None = None
-        """When set, a framed message for which it returns False is not parsed: one process
-        of several (``--jobs``) parses only its share of the Call-IDs, and reads the rest no
-        further than the Call-ID. Such messages count as not SIP in :attr:`stats`, which are
-        then not the capture's."""
 
     # -- entry points ----------------------------------------------------------------
     def feed(self, number: int, ts_ns: int, linktype: int, data: bytes) -> list[SipMessage]:
@@ -454,8 +448,6 @@ class Decoder:
         ``cut-short``) only when its Call-ID survived the cut: without one it belongs to
         no call, so it is listed as malformed (``sip-cut-short``) instead.
         """
-        if self.owns is not None and not self.owns(data):
-            return True
         try:
             msg = parse_message(data, origin)
         except SipParseError as exc:

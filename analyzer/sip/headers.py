@@ -141,6 +141,11 @@ class Headers:
     def _head(self) -> bytes:
         return self._data[self._start : self._end]
 
+    def block(self) -> tuple[bytes, int, int]:
+        """Where the block is: ``data``, ``start``, ``end`` as given (``Headers(*h.block())``
+        is ``h`` again, with nothing looked up yet)."""
+        return self._data, self._start, self._end
+
     def __eq__(self, other: object) -> bool:
         """Equal when the header blocks are the same bytes: two parses of one message are
         equal, whatever each has looked up or memoised since."""

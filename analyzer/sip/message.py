@@ -11,7 +11,7 @@ built per SIP message, and a frozen dataclass costs five times as much to build
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from analyzer.sip import fields
 from analyzer.sip.headers import Headers
@@ -163,3 +163,54 @@ class SipMessage(NamedTuple):
             return None
         body = self.body
         return self.headers.memo("@sdp", lambda: parse_sdp(body))
+
+
+Packed = tuple[Any, ...]
+"""A message as plain values (:func:`packed`): what one process hands another (``--jobs``)."""
+
+_ORIGIN_FIELDS = len(Origin._fields)
+
+
+def packed(msg: SipMessage) -> Packed:
+    """``msg`` as a tuple of plain values that pickles in a fifth of the time a parse takes
+    (about 2 µs, and 3 µs to make it a message again with :func:`unpacked`): the header
+    block and the body are offsets into the raw bytes when they lie there, as the parser
+    leaves them. What has been looked up in the headers is not kept: it is looked up again."""
+    data, start, end = msg.headers.block()
+    raw, body = msg.raw, msg.body
+    return (
+        *msg.origin,
+        msg.method,
+        msg.status,
+        msg.reason,
+        msg.uri,
+        msg.call_id,
+        msg.cseq,
+        msg.cseq_method,
+        None if data is raw else data,
+        start,
+        end,
+        len(body) if raw.endswith(body) else body,
+        raw,
+        msg.defects,
+    )
+
+
+def unpacked(values: Packed) -> SipMessage:
+    """The message :func:`packed` gave ``values`` for (equal to it)."""
+    n = _ORIGIN_FIELDS
+    method, status, reason, uri, call_id, cseq, cseq_method, data, start, end, body, raw, defects = values[n:]
+    return SipMessage(
+        Origin._make(values[:n]),
+        method,
+        status,
+        reason,
+        uri,
+        call_id,
+        cseq,
+        cseq_method,
+        Headers(raw if data is None else data, start, end),
+        raw[len(raw) - body :] if type(body) is int else body,
+        raw,
+        defects,
+    )

@@ -112,7 +112,7 @@ def test_contract_any_bytes_give_a_message_or_the_parse_error(data: bytes) -> No
 @settings(max_examples=1500, deadline=None)
 @given(st.binary(max_size=600) | st.builds(lambda t: INVITE[: len(t)] + t, st.binary(max_size=200)))
 def test_call_id_alone_is_the_parsed_call_id(data: bytes) -> None:
-    """What --jobs shares the calls out by: read alone, the Call-ID is the parser's."""
+    """What an ICMP error quoting a message is matched by: read alone, the Call-ID is the parser's."""
     try:
         expected: str | None = parse_message(data, ORIGIN).call_id
     except SipParseError:

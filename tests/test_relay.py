@@ -1,0 +1,80 @@
+"""The reading process hands messages and ICMP errors on; the others take theirs in order."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+from analyzer.decode.pipeline import Decoder, Unreachable
+from analyzer.reader import MessageReader
+from analyzer.relay import Relay, follow, roomy
+from analyzer.shards import owners, shard_of
+from analyzer.sip.message import SipMessage
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_pcaps"
+
+
+def _pipes(n: int) -> list[tuple[multiprocessing.connection.Connection, multiprocessing.connection.Connection]]:
+    return [multiprocessing.Pipe(duplex=False) for _ in range(n)]
+
+
+def _hand_on(capture: str, sends: list[multiprocessing.connection.Connection]) -> tuple[list[SipMessage], Decoder]:
+    decoder = Decoder()
+    relay = Relay(sends, owners(2), decoder.stats.unreachable)
+    messages = []
+    for msg in MessageReader(SAMPLES / capture, decoder=decoder):  # handed on as read, as the reader does
+        relay.hand(msg)
+        messages.append(msg)
+    relay.close(decoder.stats.last_ts_ns or 0)
+    return messages, decoder
+
+
+def test_each_process_gets_its_messages_and_every_icmp_error() -> None:
+    """rule_timeout.pcap: INVITEs to a dead address, ICMP errors between them."""
+    pipes = _pipes(3)  # the watcher, then the processes of shards 0 and 1
+    messages, decoder = _hand_on("rule_timeout.pcap", [send for _, send in pipes])
+    got: list[list[SipMessage]] = [[], [], []]
+    icmp: list[list[Unreachable]] = [[], [], []]
+    ends = [
+        follow(recv, me, got[n].append, icmp[n])
+        for n, ((recv, _), me) in enumerate(zip(pipes, (None, 0, 1), strict=True))
+    ]
+    assert ends == [decoder.stats.last_ts_ns] * 3 and len(decoder.stats.unreachable) == 14
+    assert got[0] == messages  # the watcher: every message
+    for me in (0, 1):
+        assert got[1 + me] == [m for m in messages if shard_of(m.call_id, 2) == me]
+    assert icmp == [decoder.stats.unreachable] * 3
+    assert [len(g) for g in got] == [21, 14, 7]
+
+
+class _Log(list[Unreachable]):
+    def __init__(self, log: list[int]) -> None:
+        super().__init__()
+        self.log = log
+
+    def append(self, item: Unreachable) -> None:
+        self.log.append(item.frame)
+
+
+def test_icmp_errors_come_in_their_place_among_the_messages() -> None:
+    """A call swept at a message must see the errors read before it, as with one process."""
+    (recv, send), (_, other) = _pipes(2)
+    _hand_on("rule_timeout.pcap", [send, other])
+    frames: list[int] = []
+    follow(recv, 0, lambda m: frames.append(m.frame), _Log(frames))
+    assert frames == sorted(frames) and len(frames) == 14 + 14
+
+
+def test_a_process_gone_is_no_longer_fed() -> None:
+    (gone, to_gone), (recv, send) = _pipes(2)
+    gone.close()
+    messages, _ = _hand_on("udp_call.pcap", [to_gone, send])  # no BrokenPipeError
+    got: list[SipMessage] = []
+    assert follow(recv, None, got.append, []) is not None and got == messages
+
+
+def test_a_reader_that_stops_early_ends_the_others_without_a_result() -> None:
+    recv, send = multiprocessing.Pipe(duplex=False)
+    roomy(recv)
+    send.close()
+    assert follow(recv, 0, lambda m: None, []) is None
