@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from analyzer import shards as sharing
 from analyzer.capture.source import read_once
 from analyzer.correlate.model import ConversationKey
 from analyzer.correlate.store import MAX_OPEN, CallStore
@@ -126,7 +127,7 @@ def analyze(
         raise ValueError("on_report streams the reports: it goes with keep_messages=False")
     paths, skipped = usable_captures(capture_paths([path] if isinstance(path, str | Path) else path))
     limits = limits if limits is not None else DEFAULT_LIMITS
-    shards = jobs_for(paths, jobs) if not keep_messages else 1
+    shards = jobs_for(paths, jobs, sharing.MIN_SIP_PER_CALLS_JOB) if not keep_messages else 1
     kept: list[CallReport] = []
     emit = on_report if on_report is not None else kept.append
     seen = _WatchNotes()

@@ -16,18 +16,23 @@ from analyzer.capture.source import read_once
 MIN_BYTES_PER_JOB = 8 << 20
 """Below this much capture per process, another process costs more than it saves."""
 MIN_SIP_PER_JOB = 10_000
-"""Nor below this many SIP messages per process: each process reads every frame, so what
-another saves is its share of the calls, against about 0.15 s to start it and merge its
-results (RTP-heavy benchmark, 6,000 SIP messages in 242,000 frames: 0.82 s with one
-process, 0.91 s with two; four times as long: 3.17 s and 2.82 s)."""
+"""Nor below this many SIP messages per process, for ``messages``: each process walks the
+whole file, so what another saves is its share of the SIP datagrams, against about 0.15 s
+to start it and merge its rows (RTP-heavy benchmark, 6,000 SIP messages in 242,000 frames:
+no faster with two)."""
+MIN_SIP_PER_CALLS_JOB = 2_000
+"""For ``analyze``: only the process that reads the capture reads it, so another process for
+the calls saves its share of their correlation and diagnosis, against about 0.1 s to start
+them all and merge their results (RTP-heavy: 0.83–0.98 s with one process, 0.64–0.73 s with
+two for the calls, three runs each in turn)."""
 SAMPLE_BYTES = 4 << 20
 """How much of the first capture is looked at to tell how dense its SIP is."""
 
 
-def jobs_for(paths: Sequence[str], jobs: int) -> int:
+def jobs_for(paths: Sequence[str], jobs: int, sip_per_job: int | None = None) -> int:
     """How many processes to use: at most ``jobs``, one per :data:`MIN_BYTES_PER_JOB` of input
-    and per :data:`MIN_SIP_PER_JOB` SIP messages in it, as far as its start tells (standard
-    input is read by one process only: it cannot be read twice)."""
+    and per ``sip_per_job`` SIP messages in it (:data:`MIN_SIP_PER_JOB` when None), as far as
+    its start tells (standard input is read by one process only: it cannot be read twice)."""
     if jobs <= 1 or any(read_once(p) for p in paths):
         return 1
     size = sum(os.path.getsize(p) for p in paths if os.path.isfile(p))
@@ -35,9 +40,10 @@ def jobs_for(paths: Sequence[str], jobs: int) -> int:
     if by_size == 1:
         return 1
     sip = sip_messages_guess(paths[0], size)
-    if sip is None or sip >= MIN_SIP_PER_JOB * by_size:
+    per_job = MIN_SIP_PER_JOB if sip_per_job is None else sip_per_job
+    if sip is None or sip >= per_job * by_size:
         return by_size
-    return max(1, sip // MIN_SIP_PER_JOB)
+    return max(1, sip // per_job)
 
 
 def sip_messages_guess(path: str, size: int) -> int | None:

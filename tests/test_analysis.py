@@ -47,15 +47,19 @@ def test_the_collector_is_back_on_after_a_run() -> None:
 def test_several_processes_give_the_same_analysis(monkeypatch: pytest.MonkeyPatch, jobs: int) -> None:
     """Process 0 reads and hands the others their messages (and the ICMP errors: rule_timeout)."""
     monkeypatch.setattr(shards, "MIN_BYTES_PER_JOB", 1)
-    monkeypatch.setattr(shards, "MIN_SIP_PER_JOB", 0)
+    monkeypatch.setattr(shards, "MIN_SIP_PER_CALLS_JOB", 0)
     captures = [SAMPLES / "rule_forking.pcap", SAMPLES / "rule_auth_loop.pcap", SAMPLES / "rule_proxy_remap.pcap"]
     captures += [SAMPLES / "tcp_large_invite.pcap", SAMPLES / "udp_fragmented.pcap", SAMPLES / "rule_timeout.pcap"]
     captures += [PUBLIC / "goffinet-sip_captures" / "Forensic_challenge_4.pcap"]
+    runs: list[int] = []
+    parallel = analysis._analyze_parallel
+    monkeypatch.setattr(analysis, "_analyze_parallel", lambda *a: runs.append(a[2]) or parallel(*a))
     for capture in captures:
         one = analyze(capture, keep_messages=False)
         other = analyze(capture, keep_messages=False, jobs=jobs)
         assert [call_dict(r) for r in other.calls] == [call_dict(r) for r in one.calls]
         assert (other.stats, other.security, other.warning) == (one.stats, one.security, one.warning)
+    assert runs == [jobs] * len(captures)
 
 
 @pytest.mark.parametrize(
@@ -74,7 +78,7 @@ def test_sweeps_and_processes_change_no_conversation(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(analysis, "EXPIRE_EVERY", 1)
     assert [call_dict(r) for r in analyze(capture, keep_messages=False).calls] == kept
     monkeypatch.setattr(shards, "MIN_BYTES_PER_JOB", 1)
-    monkeypatch.setattr(shards, "MIN_SIP_PER_JOB", 0)
+    monkeypatch.setattr(shards, "MIN_SIP_PER_CALLS_JOB", 0)
     assert [call_dict(r) for r in analyze(capture, keep_messages=False, jobs=2).calls] == kept
 
 
@@ -102,7 +106,7 @@ def test_icmp_errors_cited_do_not_depend_on_sweeps(monkeypatch: pytest.MonkeyPat
 def test_an_error_in_the_reading_process_is_the_one_told(monkeypatch: pytest.MonkeyPatch) -> None:
     """The processes it feeds stop when it does, without a word of their own."""
     monkeypatch.setattr(shards, "MIN_BYTES_PER_JOB", 1)
-    monkeypatch.setattr(shards, "MIN_SIP_PER_JOB", 0)
+    monkeypatch.setattr(shards, "MIN_SIP_PER_CALLS_JOB", 0)
     real = MessageReader.__iter__
 
     def broken(self: MessageReader) -> Iterator[SipMessage]:
@@ -116,7 +120,7 @@ def test_an_error_in_the_reading_process_is_the_one_told(monkeypatch: pytest.Mon
 
 def test_an_error_in_a_process_of_the_calls_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shards, "MIN_BYTES_PER_JOB", 1)
-    monkeypatch.setattr(shards, "MIN_SIP_PER_JOB", 0)
+    monkeypatch.setattr(shards, "MIN_SIP_PER_CALLS_JOB", 0)
 
     def fails(*args: object) -> None:
         raise KeyError("boom")
@@ -128,7 +132,7 @@ def test_an_error_in_a_process_of_the_calls_names_it(monkeypatch: pytest.MonkeyP
 
 def test_several_processes_on_several_files(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shards, "MIN_BYTES_PER_JOB", 1)
-    monkeypatch.setattr(shards, "MIN_SIP_PER_JOB", 0)
+    monkeypatch.setattr(shards, "MIN_SIP_PER_CALLS_JOB", 0)
     captures = [SAMPLES / "rule_timeout.pcap", SAMPLES / "rule_forking.pcap", SAMPLES / "udp_call.pcap"]
     one = analyze(captures, keep_messages=False)
     two = analyze(captures, keep_messages=False, jobs=2)

@@ -124,7 +124,7 @@ def test_fragment_pieces_drops_a_fragmented_invite(sample_pcaps: Path) -> None:
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_analyze_passes_limits_to_every_process(sample_pcaps: Path, monkeypatch: pytest.MonkeyPatch, jobs: int) -> None:
     monkeypatch.setattr(shards, "MIN_BYTES_PER_JOB", 1)  # two processes even for a small capture
-    monkeypatch.setattr(shards, "MIN_SIP_PER_JOB", 0)
+    monkeypatch.setattr(shards, "MIN_SIP_PER_CALLS_JOB", 0)
     reports: list[str] = []
     a = analyze(
         sample_pcaps / TCP,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analyzer.shards import jobs_for, owners, shard_of, sip_messages_guess
+from analyzer.shards import MIN_SIP_PER_CALLS_JOB, jobs_for, owners, shard_of, sip_messages_guess
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_pcaps"
 CALL_IDS = ("", "1-12985@127.0.0.80", "a84b4c76e66710", "3-12985@127.0.0.80")
@@ -36,6 +36,9 @@ def test_jobs_follow_how_dense_the_sip_is(tmp_path: Path) -> None:
     assert sip_messages_guess(str(rtp), 9 << 20) == 0
     assert sip_messages_guess(str(sip), sip.stat().st_size) == 40_001  # the sample ends inside a message
     assert (jobs_for([str(rtp)], 8), jobs_for([str(sip)], 8), jobs_for([str(sip)], 2)) == (1, 2, 2)
+    sparse = tmp_path / "sparse.pcap"  # 5,000 messages in 17 MB: worth a second process for the calls only
+    sparse.write_bytes((b"INVITE sip:a SIP/2.0\r\nVia: SIP/2.0/UDP x\r\n\r\n" + b"\x80" * 3400) * 5_000)
+    assert (jobs_for([str(sparse)], 8), jobs_for([str(sparse)], 8, MIN_SIP_PER_CALLS_JOB)) == (1, 2)
     gz = tmp_path / "sip.pcap.gz"
     gz.write_bytes(b"\x1f\x8b" + b"\x00" * (17 << 20))
     assert (sip_messages_guess(str(gz), 17 << 20), jobs_for([str(gz)], 8)) == (None, 2)  # by its size
