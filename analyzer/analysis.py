@@ -248,26 +248,22 @@ def _analyze_part(
     return _Part(decoder.stats, "; ".join(warnings), run.messages, run.by_call, run.watch, run.store.evicted, copies)
 
 
-def _follow(recv: Connection, me: int, max_open: int, emit: Callable[[CallReport], None], limits: Limits) -> int:
-    """A process that correlates and diagnoses the calls of its share (``me``), from what the
-    reading process hands on (:func:`analyzer.relay.follow`). Returns how many conversations
-    it evicted."""
+def _follow(
+    recv: Connection, me: int, max_open: int, emit: Callable[[CallReport], None], limits: Limits
+) -> tuple[int, SecurityWatch | None]:
+    """A process that correlates and diagnoses the calls of share ``me`` from what the reading
+    process hands on (:func:`analyzer.relay.follow`); that of share 0 also keeps the security
+    watch over every message. Returns how many conversations it evicted, and the watch."""
     decoder = Decoder(limits)  # reads nothing: holds the ICMP errors and the capture's end
     run = _Run(decoder, False, emit)
     run.store.max_open = max_open
-    end = follow(recv, me, run.correlate, decoder.stats.unreachable)
+    watch = run.watch if me == 0 else None
+    end = follow(recv, me, run.correlate, decoder.stats.unreachable, watch.message if watch is not None else None)
     if end is None:
-        return 0  # the reading process stopped: its error is the one to tell
+        return 0, watch  # the reading process stopped: its error is the one to tell
     decoder.stats.last_ts_ns = end
     run.finish()
-    return run.store.evicted
-
-
-def _watch(recv: Connection) -> SecurityWatch:
-    """The process that keeps the security watch over every message the reading process hands on."""
-    watch = SecurityWatch()
-    follow(recv, None, watch.message, [])
-    return watch
+    return run.store.evicted, watch
 
 
 def usable_captures(paths: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -301,9 +297,6 @@ GIVE_WAY = 10
 while they wait: on two cores with two processes for the calls, the all-SIP benchmark took
 6.8 s this way and 7.4 s without."""
 
-_READER, _WATCHER, _CALLS = 0, 1, 2
-"""Process numbers in ``_analyze_parallel``: the reader, the watcher, then those of the calls."""
-
 
 def _analyze_parallel(
     paths: Sequence[str],
@@ -315,48 +308,49 @@ def _analyze_parallel(
 ) -> _Part:
     """Forked processes (:class:`analyzer.parallel.Sharded`): one reads the captures (with the
     decode stats and the progress bar) and hands every message on (:mod:`analyzer.relay`) to
-    one that keeps the security watch and to ``shards`` that correlate and diagnose a share of
-    the Call-IDs each; their reports are merged in start order as they come. The reader is
-    the one the others wait for: they give way to it (:data:`GIVE_WAY`)."""
+    ``shards`` that correlate and diagnose a share of the Call-IDs each, the first of which
+    also keeps the security watch; their reports are merged in start order as they come. The
+    reader is the one the others wait for: they give way to it (:data:`GIVE_WAY`)."""
     import multiprocessing
 
     from analyzer.parallel import Sharded  # multiprocessing: only for several processes
 
-    calls = shards
-    share = max(1, max_open // calls)  # each process holds its share of the open calls
-    links = [multiprocessing.get_context("fork").Pipe(duplex=False) for _ in range(_CALLS + calls - 1)]
+    share = max(1, max_open // shards)  # each process holds its share of the open calls
+    links = [multiprocessing.get_context("fork").Pipe(duplex=False) for _ in range(shards)]
     for recv, _ in links:
         roomy(recv)
 
-    def work(k: int, put: Callable[[CallReport], None], tick: Callable[[int], None]) -> _Part | SecurityWatch | int:
-        for n, (recv, send) in enumerate(links, 1):  # the reader sends on every link, process n receives on its own
+    def work(
+        k: int, put: Callable[[CallReport], None], tick: Callable[[int], None]
+    ) -> _Part | tuple[int, SecurityWatch | None]:
+        # the reader (process 0) sends on every link; process k receives on link k - 1
+        for n, (recv, send) in enumerate(links, 1):
             if n != k:
                 recv.close()
-            if k != _READER:
+            if k:
                 send.close()
-        if k == _READER:
-            sends = [send for _, send in links]
-            owner = owners(calls)
-            return _analyze_part(paths, tick, False, share, put, limits, lambda icmp: Relay(sends, owner, icmp))
-        os.nice(GIVE_WAY)
-        if k == _WATCHER:
-            return _watch(links[k - 1][0])
-        return _follow(links[k - 1][0], k - _CALLS, share, put, limits)
+        if k:
+            os.nice(GIVE_WAY)
+            return _follow(links[k - 1][0], k - 1, share, put, limits)
+        sends = [send for _, send in links]
+        owner = owners(shards)
+        return _analyze_part(paths, tick, False, share, put, limits, lambda icmp: Relay(sends, owner, icmp))
 
     def started() -> None:
         for recv, send in links:  # the processes hold them now: each end closes when its holder does
             recv.close()
             send.close()
 
-    run: Sharded[CallReport, _Part | SecurityWatch | int] = Sharded(
-        _CALLS + calls, work, _report_order, progress, started, ahead=None, quiet=_CALLS
+    run: Sharded[CallReport, _Part | tuple[int, SecurityWatch | None]] = Sharded(
+        1 + shards, work, _report_order, progress, started, ahead=None, quiet=1
     )
     for r in run:
         emit(r)
-    part, watch, *evicted = run.ends
-    assert isinstance(part, _Part) and isinstance(watch, SecurityWatch)
-    part.watch = watch
-    part.evicted = sum(n for n in evicted if isinstance(n, int))
+    part = run.ends[0]
+    calls = [end for end in run.ends[1:] if isinstance(end, tuple)]
+    assert isinstance(part, _Part) and len(calls) == shards
+    part.watch = next(watch for _, watch in calls if watch is not None)
+    part.evicted = sum(evicted for evicted, _ in calls)
     return part
 
 

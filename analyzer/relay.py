@@ -2,12 +2,12 @@
 
 One process reads the captures: it decodes every frame and parses every message, once.
 It hands each message on packed (:func:`analyzer.sip.message.packed`), in batches through
-a pipe to every other process, with every ICMP error in its place among them (any call
-may cite one), and last the time the capture ends. The watcher unpacks every message for
-the security watch; each of the others unpacks the messages of the Call-IDs it takes
-(:func:`analyzer.shards.shard_of`) to correlate and diagnose them (:func:`follow`). So no
-frame is decoded and no message parsed twice, and the security watch, which must see every
-message in order, runs beside the calls rather than in front of them.
+a pipe to each process that correlates and diagnoses the Call-IDs of a share
+(:func:`analyzer.shards.shard_of`), with every ICMP error in its place among them (any
+call may cite one), and last the time the capture ends (:func:`follow`). A batch holds
+each share's messages pickled apart: a process unpickles its own share only, except the
+first, which also keeps the security watch and so takes every message, in the order read.
+No frame is decoded and no message parsed twice.
 """
 
 from __future__ import annotations
@@ -15,16 +15,15 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import pickle
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection
+from typing import cast
 
 from analyzer.decode.pipeline import Unreachable
 from analyzer.sip.message import Packed, SipMessage, packed, unpacked
 
 BATCH = 256
-"""Messages (and ICMP errors) sent at a time."""
-ICMP = -1
-"""The owner of an ICMP error in a batch: it is every process's."""
+"""Messages sent at a time."""
 _END = b"E"
 """The first byte of the last message on a pipe (a batch is a pickle: it starts with 0x80)."""
 
@@ -33,59 +32,70 @@ PIPE_BYTES = 1 << 20
 processes it feeds (a batch is about 130 KiB: with Linux's default of 64 KiB the reader
 waited for each batch to be taken, 1 s of 6 on the all-SIP benchmark)."""
 
+_Item = Packed | Unreachable
+
 
 class Relay:
     """The reading process's side: :meth:`hand` each message on, :meth:`close` at the end."""
 
     def __init__(self, sends: Sequence[Connection], owner: Callable[[str], int], icmp: list[Unreachable]) -> None:
-        """``sends``: a pipe to each other process; ``owner``: the number of the process that
-        takes a Call-ID; ``icmp``: the decoder's list of ICMP errors, which grows as frames
-        are read."""
+        """``sends[k]``: the pipe to the process of share ``k`` (the first one watches);
+        ``owner``: the share of a Call-ID; ``icmp``: the decoder's list of ICMP errors, which
+        grows as frames are read."""
         self._sends: list[Connection | None] = list(sends)
         self._owner = owner
         self._icmp = icmp
         self._icmp_sent = 0
         self._owners: list[int] = []
-        self._items: list[Packed | Unreachable] = []
+        """The share of each message of the batch, in the order read."""
+        self._shares: list[list[_Item]] = [[] for _ in sends]
 
     def hand(self, msg: SipMessage) -> None:
         """Hand ``msg`` on, after the ICMP errors read before it."""
         if len(self._icmp) > self._icmp_sent:
             self._take_icmp()
-        self._owners.append(self._owner(msg.call_id))
-        self._items.append(packed(msg))
-        if len(self._items) >= BATCH:
+        k = self._owner(msg.call_id)
+        self._owners.append(k)
+        self._shares[k].append(packed(msg))
+        if len(self._owners) >= BATCH:
             self._send()
 
     def close(self, end_ns: int) -> None:
         """Hand on what is left, then the time the capture ends, and close the pipes."""
         self._take_icmp()
         self._send()
-        self._post(_END + pickle.dumps(end_ns, pickle.HIGHEST_PROTOCOL))
-        for send in self._sends:
+        end = _END + pickle.dumps(end_ns, pickle.HIGHEST_PROTOCOL)
+        for k in range(len(self._sends)):
+            self._post(k, end)
+            send = self._sends[k]
             if send is not None:
                 send.close()
 
     def _take_icmp(self) -> None:
         new = self._icmp[self._icmp_sent :]
         self._icmp_sent = len(self._icmp)
-        self._owners.extend([ICMP] * len(new))
-        self._items.extend(new)
+        for share in self._shares:
+            share.extend(new)
 
     def _send(self) -> None:
-        if self._items:
-            self._post(pickle.dumps((self._owners, self._items), pickle.HIGHEST_PROTOCOL))
-            self._owners, self._items = [], []
+        if not any(self._shares):
+            return
+        blobs = [pickle.dumps(share, pickle.HIGHEST_PROTOCOL) for share in self._shares]
+        self._post(0, pickle.dumps((self._owners, blobs), pickle.HIGHEST_PROTOCOL))
+        for k in range(1, len(blobs)):
+            self._post(k, blobs[k])
+        self._owners = []
+        self._shares = [[] for _ in self._shares]
 
-    def _post(self, data: bytes) -> None:
-        for k, send in enumerate(self._sends):
-            if send is None:
-                continue
-            try:
-                send.send_bytes(data)
-            except OSError:  # that process is gone (its own error says why): stop feeding it
-                self._sends[k] = None
-                send.close()
+    def _post(self, k: int, data: bytes) -> None:
+        send = self._sends[k]
+        if send is None:
+            return
+        try:
+            send.send_bytes(data)
+        except OSError:  # that process is gone (its own error says why): stop feeding it
+            self._sends[k] = None
+            send.close()
 
 
 def roomy(conn: Connection) -> None:
@@ -98,10 +108,17 @@ def roomy(conn: Connection) -> None:
         fcntl.fcntl(conn.fileno(), setsize, PIPE_BYTES)
 
 
-def follow(recv: Connection, me: int | None, feed: Callable[[SipMessage], None], icmp: list[Unreachable]) -> int | None:
-    """A process fed by the reader: each message of process ``me`` (every message when None)
-    to ``feed``, each ICMP error onto ``icmp``, in the order they were read. Returns the time
-    the capture ends, or None when the reader stopped before the end (its error says why)."""
+def follow(
+    recv: Connection,
+    me: int,
+    feed: Callable[[SipMessage], None],
+    icmp: list[Unreachable],
+    watch: Callable[[SipMessage], None] | None = None,
+) -> int | None:
+    """The side of the process of share ``me``: each of its messages to ``feed``, each ICMP
+    error onto ``icmp``, in the order they were read; with ``watch`` (share 0 only) every
+    message to it first, in the order read. Returns the time the capture ends, or None when
+    the reader stopped before the end (its error says why)."""
     while True:
         try:
             data = recv.recv_bytes()
@@ -110,9 +127,42 @@ def follow(recv: Connection, me: int | None, feed: Callable[[SipMessage], None],
         if data[:1] == _END:
             end: int = pickle.loads(data[1:])
             return end
-        owners, items = pickle.loads(data)
-        for owner, item in zip(owners, items, strict=True):
-            if owner == me or (me is None and owner != ICMP):
-                feed(unpacked(item))
-            elif owner == ICMP:
-                icmp.append(item)
+        if watch is None:
+            _take(pickle.loads(data), feed, icmp)
+        else:
+            owners, blobs = pickle.loads(data)
+            _take_all(owners, [iter(pickle.loads(b)) for b in blobs], me, feed, icmp, watch)
+
+
+def _take(items: list[_Item], feed: Callable[[SipMessage], None], icmp: list[Unreachable]) -> None:
+    for item in items:
+        if type(item) is tuple:
+            feed(unpacked(item))
+        else:
+            icmp.append(cast(Unreachable, item))
+
+
+def _take_all(
+    owners: list[int],
+    shares: list[Iterator[_Item]],
+    me: int,
+    feed: Callable[[SipMessage], None],
+    icmp: list[Unreachable],
+    watch: Callable[[SipMessage], None],
+) -> None:
+    """Every message of a batch to ``watch`` in the order read (``owners``: the share of
+    each), and share ``me``'s to ``feed`` too, with its ICMP errors in their place."""
+    for k in owners:
+        share = shares[k]
+        item = next(share)
+        while type(item) is not tuple:  # ICMP errors read before the message (in every share)
+            if k == me:
+                icmp.append(cast(Unreachable, item))
+            item = next(share)
+        msg = unpacked(item)
+        watch(msg)
+        if k == me:
+            feed(msg)
+    for rest in shares[me]:  # ICMP errors read after the batch's last message
+        if isinstance(rest, Unreachable):
+            icmp.append(rest)

@@ -30,21 +30,23 @@ def _hand_on(capture: str, sends: list[multiprocessing.connection.Connection]) -
 
 
 def test_each_process_gets_its_messages_and_every_icmp_error() -> None:
-    """rule_timeout.pcap: INVITEs to a dead address, ICMP errors between them."""
-    pipes = _pipes(3)  # the watcher, then the processes of shards 0 and 1
+    """rule_timeout.pcap: INVITEs to a dead address, ICMP errors between them. The process
+    of share 0 also watches every message."""
+    pipes = _pipes(2)
     messages, decoder = _hand_on("rule_timeout.pcap", [send for _, send in pipes])
-    got: list[list[SipMessage]] = [[], [], []]
-    icmp: list[list[Unreachable]] = [[], [], []]
+    got: list[list[SipMessage]] = [[], []]
+    icmp: list[list[Unreachable]] = [[], []]
+    watched: list[SipMessage] = []
     ends = [
-        follow(recv, me, got[n].append, icmp[n])
-        for n, ((recv, _), me) in enumerate(zip(pipes, (None, 0, 1), strict=True))
+        follow(pipes[0][0], 0, got[0].append, icmp[0], watched.append),
+        follow(pipes[1][0], 1, got[1].append, icmp[1]),
     ]
-    assert ends == [decoder.stats.last_ts_ns] * 3 and len(decoder.stats.unreachable) == 14
-    assert got[0] == messages  # the watcher: every message
+    assert ends == [decoder.stats.last_ts_ns] * 2 and len(decoder.stats.unreachable) == 14
+    assert watched == messages
     for me in (0, 1):
-        assert got[1 + me] == [m for m in messages if shard_of(m.call_id, 2) == me]
-    assert icmp == [decoder.stats.unreachable] * 3
-    assert [len(g) for g in got] == [21, 14, 7]
+        assert got[me] == [m for m in messages if shard_of(m.call_id, 2) == me]
+    assert icmp == [decoder.stats.unreachable] * 2
+    assert [len(g) for g in got] == [14, 7]
 
 
 class _Log(list[Unreachable]):
@@ -58,19 +60,21 @@ class _Log(list[Unreachable]):
 
 def test_icmp_errors_come_in_their_place_among_the_messages() -> None:
     """A call swept at a message must see the errors read before it, as with one process."""
-    (recv, send), (_, other) = _pipes(2)
-    _hand_on("rule_timeout.pcap", [send, other])
-    frames: list[int] = []
-    follow(recv, 0, lambda m: frames.append(m.frame), _Log(frames))
-    assert frames == sorted(frames) and len(frames) == 14 + 14
+    (first, to_first), (second, to_second) = _pipes(2)
+    _hand_on("rule_timeout.pcap", [to_first, to_second])
+    frames: list[list[int]] = [[], []]
+    follow(first, 0, lambda m: frames[0].append(m.frame), _Log(frames[0]), lambda m: None)
+    follow(second, 1, lambda m: frames[1].append(m.frame), _Log(frames[1]))
+    assert [len(f) for f in frames] == [14 + 14, 7 + 14] and all(f == sorted(f) for f in frames)
 
 
 def test_a_process_gone_is_no_longer_fed() -> None:
     (gone, to_gone), (recv, send) = _pipes(2)
     gone.close()
-    messages, _ = _hand_on("udp_call.pcap", [to_gone, send])  # no BrokenPipeError
+    messages, _ = _hand_on("rule_forking.pcap", [to_gone, send])  # no BrokenPipeError
     got: list[SipMessage] = []
-    assert follow(recv, None, got.append, []) is not None and got == messages
+    assert follow(recv, 1, got.append, []) is not None
+    assert got == [m for m in messages if shard_of(m.call_id, 2) == 1] and got
 
 
 def test_a_reader_that_stops_early_ends_the_others_without_a_result() -> None:
