@@ -22,6 +22,12 @@ SAMPLES = ROOT / "sample_pcaps"
 PUBLIC = ROOT.parent / "shared" / "pcaps"
 
 
+def several_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--jobs takes effect even on a small capture with few SIP messages."""
+    monkeypatch.setattr(shards, "MIN_BYTES_PER_JOB", 1)
+    monkeypatch.setattr(shards, "MIN_SIP_PER_CALLS_JOB", 0)
+
+
 def test_an_analysis_leaves_no_reference_cycle() -> None:
     """no_gc_pauses() turns the collector off during a run: that is only sound while nothing
     sipflow builds holds a cycle (reference counting alone must free it all)."""
@@ -46,8 +52,7 @@ def test_the_collector_is_back_on_after_a_run() -> None:
 @pytest.mark.parametrize("jobs", [2, 3])
 def test_several_processes_give_the_same_analysis(monkeypatch: pytest.MonkeyPatch, jobs: int) -> None:
     """Process 0 reads and hands the others their messages (and the ICMP errors: rule_timeout)."""
-    monkeypatch.setattr(shards, "MIN_BYTES_PER_JOB", 1)
-    monkeypatch.setattr(shards, "MIN_SIP_PER_CALLS_JOB", 0)
+    several_processes(monkeypatch)
     captures = [SAMPLES / "rule_forking.pcap", SAMPLES / "rule_auth_loop.pcap", SAMPLES / "rule_proxy_remap.pcap"]
     captures += [SAMPLES / "tcp_large_invite.pcap", SAMPLES / "udp_fragmented.pcap", SAMPLES / "rule_timeout.pcap"]
     captures += [PUBLIC / "goffinet-sip_captures" / "Forensic_challenge_4.pcap"]
@@ -77,8 +82,7 @@ def test_sweeps_and_processes_change_no_conversation(monkeypatch: pytest.MonkeyP
     assert [call_dict(r) for r in analyze(capture, keep_messages=False).calls] == kept
     monkeypatch.setattr(analysis, "EXPIRE_EVERY", 1)
     assert [call_dict(r) for r in analyze(capture, keep_messages=False).calls] == kept
-    monkeypatch.setattr(shards, "MIN_BYTES_PER_JOB", 1)
-    monkeypatch.setattr(shards, "MIN_SIP_PER_CALLS_JOB", 0)
+    several_processes(monkeypatch)
     assert [call_dict(r) for r in analyze(capture, keep_messages=False, jobs=2).calls] == kept
 
 
@@ -105,8 +109,7 @@ def test_icmp_errors_cited_do_not_depend_on_sweeps(monkeypatch: pytest.MonkeyPat
 
 def test_an_error_in_the_reading_process_is_the_one_told(monkeypatch: pytest.MonkeyPatch) -> None:
     """The processes it feeds stop when it does, without a word of their own."""
-    monkeypatch.setattr(shards, "MIN_BYTES_PER_JOB", 1)
-    monkeypatch.setattr(shards, "MIN_SIP_PER_CALLS_JOB", 0)
+    several_processes(monkeypatch)
     real = MessageReader.__iter__
 
     def broken(self: MessageReader) -> Iterator[SipMessage]:
@@ -119,8 +122,7 @@ def test_an_error_in_the_reading_process_is_the_one_told(monkeypatch: pytest.Mon
 
 
 def test_an_error_in_a_process_of_the_calls_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(shards, "MIN_BYTES_PER_JOB", 1)
-    monkeypatch.setattr(shards, "MIN_SIP_PER_CALLS_JOB", 0)
+    several_processes(monkeypatch)
 
     def fails(*args: object) -> None:
         raise KeyError("boom")
@@ -131,8 +133,7 @@ def test_an_error_in_a_process_of_the_calls_names_it(monkeypatch: pytest.MonkeyP
 
 
 def test_several_processes_on_several_files(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(shards, "MIN_BYTES_PER_JOB", 1)
-    monkeypatch.setattr(shards, "MIN_SIP_PER_CALLS_JOB", 0)
+    several_processes(monkeypatch)
     captures = [SAMPLES / "rule_timeout.pcap", SAMPLES / "rule_forking.pcap", SAMPLES / "udp_call.pcap"]
     one = analyze(captures, keep_messages=False)
     two = analyze(captures, keep_messages=False, jobs=2)
