@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import heapq
+import io
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,7 +129,9 @@ def analyze(
         raise ValueError("on_report streams the reports: it goes with keep_messages=False")
     paths, skipped = usable_captures(capture_paths([path] if isinstance(path, str | Path) else path))
     limits = limits if limits is not None else DEFAULT_LIMITS
-    shards = jobs_for(paths, jobs, sharing.MIN_SIP_PER_CALLS_JOB) if not keep_messages else 1
+    shards = jobs_for(paths, jobs, sharing.MIN_SIP_PER_CALLS_JOB, read_alone=True) if not keep_messages else 1
+    if "-" in paths and _stdin_fd() is None:
+        shards = 1  # no descriptor to hand the reading process (a test's stand-in for standard input)
     kept: list[CallReport] = []
     emit = on_report if on_report is not None else kept.append
     seen = _WatchNotes()
@@ -292,6 +296,14 @@ def usable_captures(paths: Sequence[str]) -> tuple[list[str], list[str]]:
     return kept, skipped
 
 
+def _stdin_fd() -> int | None:
+    """Standard input's file descriptor, None when it has none (closed, or an object in memory)."""
+    try:
+        return sys.stdin.fileno() if sys.stdin is not None else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 GIVE_WAY = 10
 """How much the processes fed by the reader lower their priority (``nice``), so that it runs
 while they wait: on two cores with two processes for the calls, the all-SIP benchmark took
@@ -316,6 +328,10 @@ def _analyze_parallel(
     from analyzer.parallel import Sharded  # multiprocessing: only for several processes
 
     share = max(1, max_open // shards)  # each process holds its share of the open calls
+    # A forked process's standard input is /dev/null (multiprocessing sees to it): the reader
+    # gets a copy of the descriptor instead.
+    fd = _stdin_fd() if "-" in paths else None
+    stdin = [os.dup(fd)] if fd is not None else []
     links = [multiprocessing.get_context("fork").Pipe(duplex=False) for _ in range(shards)]
     for recv, _ in links:
         roomy(recv)
@@ -332,6 +348,8 @@ def _analyze_parallel(
         if k:
             os.nice(GIVE_WAY)
             return _follow(links[k - 1][0], k - 1, share, put, limits)
+        if stdin:
+            sys.stdin = io.TextIOWrapper(open(stdin[0], "rb"))  # noqa: SIM115  (the process's standard input from now on)
         sends = [send for _, send in links]
         owner = owners(shards)
         return _analyze_part(paths, tick, False, share, put, limits, lambda icmp: Relay(sends, owner, icmp))
@@ -340,6 +358,8 @@ def _analyze_parallel(
         for recv, send in links:  # the processes hold them now: each end closes when its holder does
             recv.close()
             send.close()
+        for copy in stdin:
+            os.close(copy)
 
     run: Sharded[CallReport, _Part | tuple[int, SecurityWatch | None]] = Sharded(
         1 + shards, work, _report_order, progress, started, ahead=None, quiet=1

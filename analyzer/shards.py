@@ -29,12 +29,15 @@ SAMPLE_BYTES = 4 << 20
 """How much of the first capture is looked at to tell how dense its SIP is."""
 
 
-def jobs_for(paths: Sequence[str], jobs: int, sip_per_job: int | None = None) -> int:
+def jobs_for(paths: Sequence[str], jobs: int, sip_per_job: int | None = None, *, read_alone: bool = False) -> int:
     """How many processes to use: at most ``jobs``, one per :data:`MIN_BYTES_PER_JOB` of input
     and per ``sip_per_job`` SIP messages in it (:data:`MIN_SIP_PER_JOB` when None), as far as
-    its start tells (standard input is read by one process only: it cannot be read twice)."""
-    if jobs <= 1 or any(read_once(p) for p in paths):
+    its start tells. Standard input (or a pipe) can be read only once, and its size is not
+    known: one process, or ``jobs`` when one process reads for all (``read_alone``)."""
+    if jobs <= 1:
         return 1
+    if any(read_once(p) for p in paths):
+        return jobs if read_alone else 1
     size = sum(os.path.getsize(p) for p in paths if os.path.isfile(p))
     by_size = max(1, min(jobs, size // MIN_BYTES_PER_JOB))
     if by_size == 1:

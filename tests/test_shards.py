@@ -25,6 +25,8 @@ def test_owners_remember_the_shard_of_each_call_id() -> None:
 def test_jobs_follow_the_input_size() -> None:
     small = str(SAMPLES / "udp_call.pcap")
     assert (jobs_for([small], 8), jobs_for(["-"], 8), jobs_for([small], 1)) == (1, 1, 1)
+    # one process reads for all (analyze): standard input gets them all, its size unknown
+    assert (jobs_for(["-"], 8, read_alone=True), jobs_for(["-"], 1, read_alone=True)) == (8, 1)
 
 
 def test_jobs_follow_how_dense_the_sip_is(tmp_path: Path) -> None:

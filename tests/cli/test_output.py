@@ -201,6 +201,19 @@ def test_standard_input_is_given_once_and_reported_as_stdin(tmp_path: Path) -> N
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["stdin"]
 
 
+def test_standard_input_is_read_by_the_reading_process_of_several() -> None:
+    """analyze - with --jobs: one process reads for all, so a pipe is no reason for one process;
+    a forked process's standard input is /dev/null, so the reader is handed a copy of it."""
+    sipflow = Path(sys.executable).parent / "sipflow"
+    capture = (UDP_CALL.parent / "rule_timeout.pcap").read_bytes()
+    outs = [
+        subprocess.run([sipflow, "analyze", "-", "--format", "json", "-j", jobs], input=capture, capture_output=True)
+        for jobs in ("1", "2")
+    ]
+    assert [(o.returncode, o.stderr) for o in outs] == [(0, b"")] * 2
+    assert outs[1].stdout == outs[0].stdout and outs[0].stdout.count(b'"call_id"') == 3
+
+
 def test_a_call_id_with_several_conversations_gets_a_picture_each(shared_pcaps: Path, tmp_path: Path) -> None:
     aaa = shared_pcaps / "wireshark-samplecaptures/aaa.pcap"  # a registration refreshed on one Call-ID
     run = _sipflow(f"flow {aaa} 578222729-4665d775@578222732-4665d772 --svg {tmp_path}/reg.svg")
