@@ -105,8 +105,8 @@ class Sharded(Generic[T, E]):
     def _merged(self, recvs: list[Connection], done: Any) -> Iterator[T]:
         """The processes' items in key order. Whatever any process has sent is taken in as it
         comes, still pickled, while the merge waits for another's next item: a process that
-        runs ahead (one that watches every message, then one that diagnoses more calls) is not
-        held back until the others catch up, up to :attr:`ahead` bytes of batches waiting."""
+        runs ahead is not held back until the others catch up, up to :attr:`ahead` bytes of
+        batches waiting. The :attr:`quiet` processes are waited for at the end only."""
         inbox = [_Inbox(k, recv) for k, recv in enumerate(recvs)]
         heads: list[tuple[Any, int, T]] = []
         """The next item of each process that has one out (key, process, item): tuples compare
