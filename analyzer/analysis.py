@@ -262,7 +262,8 @@ def _follow(
     run = _Run(decoder, False, emit)
     run.store.max_open = max_open
     watch = run.watch if me == 0 else None
-    end = follow(recv, me, run.correlate, decoder.stats.unreachable, watch.message if watch is not None else None)
+    run.sweeps_given = True
+    end = follow(recv, me, run.correlate, decoder.stats.unreachable, run.sweep, watch.message if watch else None)
     if end is None:
         return 0, watch  # the reading process stopped: its error is the one to tell
     decoder.stats.last_ts_ns = end
@@ -352,7 +353,9 @@ def _analyze_parallel(
             sys.stdin = io.TextIOWrapper(open(stdin[0], "rb"))  # noqa: SIM115  (the process's standard input from now on)
         sends = [send for _, send in links]
         owner = owners(shards)
-        return _analyze_part(paths, tick, False, share, put, limits, lambda icmp: Relay(sends, owner, icmp))
+        return _analyze_part(
+            paths, tick, False, share, put, limits, lambda icmp: Relay(sends, owner, icmp, EXPIRE_EVERY)
+        )
 
     def started() -> None:
         for recv, send in links:  # the processes hold them now: each end closes when its holder does
@@ -391,11 +394,17 @@ class _Run:
         self.store = CallStore()
         self.messages: list[SipMessage] = []
         self.by_call: dict[ConversationKey, list[SipMessage]] = {}
-        self.pending: list[tuple[tuple[int, str, str], CallReport]] = []
-        """Diagnosed reports not handed over yet (a heap in start order)."""
+        self.pending: list[tuple[tuple[int, str, str], int, CallReport]] = []
+        """Diagnosed reports not handed over yet (a heap in start order, then in the order
+        held: two conversations of one Call-ID, kind and start, as a capture whose clock goes
+        back can make, never get as far as comparing their reports)."""
+        self.held = 0
         self.watch = SecurityWatch()  # bounded tables: streaming memory stays bounded
         self.last_ns = 0
         self.count = 0
+        self.sweeps_given = False
+        """Swept when told (:meth:`sweep`, a process fed by the reader, which tells it where
+        one process would have swept), not every :data:`EXPIRE_EVERY` messages of its own."""
 
     def feed(self, msg: SipMessage) -> None:
         self.watch.message(msg)
@@ -408,14 +417,22 @@ class _Run:
             self.messages.append(msg)
             return
         self.count += 1
-        if not self.count % EXPIRE_EVERY or len(self.store.conversations) > self.store.max_open:
-            icmp = tuple(self.decoder.stats.unreachable)
-            for c in self.store.expire(self.last_ns):
-                self._hold(diagnose(c, self.last_ns, icmp))
-            self._release(self._watermark())
+        if (not self.count % EXPIRE_EVERY and not self.sweeps_given) or len(
+            self.store.conversations
+        ) > self.store.max_open:
+            self.sweep(self.last_ns)
+
+    def sweep(self, now_ns: int) -> None:
+        """Hand out the conversations over by ``now_ns`` (the newest time the run has seen)."""
+        self.last_ns = max(self.last_ns, now_ns)
+        icmp = tuple(self.decoder.stats.unreachable)
+        for c in self.store.expire(self.last_ns):
+            self._hold(diagnose(c, self.last_ns, icmp))
+        self._release(self._watermark())
 
     def _hold(self, r: CallReport) -> None:
-        heapq.heappush(self.pending, (_report_order(r), r))
+        heapq.heappush(self.pending, (_report_order(r), self.held, r))
+        self.held += 1
 
     def _watermark(self) -> int:
         """No conversation still to be reported starts before this: the open ones start later,
@@ -428,7 +445,7 @@ class _Run:
     def _release(self, before_ns: int) -> None:
         pending, emit = self.pending, self.emit
         while pending and pending[0][0][0] < before_ns:
-            emit(heapq.heappop(pending)[1])
+            emit(heapq.heappop(pending)[2])
 
     def finish(self) -> None:
         st = self.decoder.stats
@@ -441,4 +458,4 @@ class _Run:
             self._hold(diagnose(c, end, icmp))
         pending, emit = self.pending, self.emit
         while pending:
-            emit(heapq.heappop(pending)[1])
+            emit(heapq.heappop(pending)[2])

@@ -32,20 +32,27 @@ PIPE_BYTES = 1 << 20
 processes it feeds (a batch is about 130 KiB: with Linux's default of 64 KiB the reader
 waited for each batch to be taken, 1 s of 6 on the all-SIP benchmark)."""
 
-_Item = Packed | Unreachable
+_Item = Packed | Unreachable | int
+"""A message, an ICMP error, or a sweep (the time it sweeps by)."""
 
 
 class Relay:
     """The reading process's side: :meth:`hand` each message on, :meth:`close` at the end."""
 
-    def __init__(self, sends: Sequence[Connection], owner: Callable[[str], int], icmp: list[Unreachable]) -> None:
+    def __init__(
+        self, sends: Sequence[Connection], owner: Callable[[str], int], icmp: list[Unreachable], sweep_every: int
+    ) -> None:
         """``sends[k]``: the pipe to the process of share ``k`` (the first one watches);
         ``owner``: the share of a Call-ID; ``icmp``: the decoder's list of ICMP errors, which
-        grows as frames are read."""
+        grows as frames are read; ``sweep_every``: after how many messages (of all) every
+        process sweeps its store, with the newest time read then, as one process would."""
         self._sends: list[Connection | None] = list(sends)
         self._owner = owner
         self._icmp = icmp
         self._icmp_sent = 0
+        self._sweep_every = sweep_every
+        self._handed = 0
+        self._now_ns = 0
         self._owners: list[int] = []
         """The share of each message of the batch, in the order read."""
         self._shares: list[list[_Item]] = [[] for _ in sends]
@@ -57,6 +64,11 @@ class Relay:
         k = self._owner(msg.call_id)
         self._owners.append(k)
         self._shares[k].append(packed(msg))
+        self._now_ns = max(self._now_ns, msg.origin.ts_ns)
+        self._handed += 1
+        if not self._handed % self._sweep_every:
+            for share in self._shares:  # a sweep, in its place: the time it sweeps by
+                share.append(self._now_ns)
         if len(self._owners) >= BATCH:
             self._send()
 
@@ -113,12 +125,13 @@ def follow(
     me: int,
     feed: Callable[[SipMessage], None],
     icmp: list[Unreachable],
+    sweep: Callable[[int], None],
     watch: Callable[[SipMessage], None] | None = None,
 ) -> int | None:
     """The side of the process of share ``me``: each of its messages to ``feed``, each ICMP
-    error onto ``icmp``, in the order they were read; with ``watch`` (share 0 only) every
-    message to it first, in the order read. Returns the time the capture ends, or None when
-    the reader stopped before the end (its error says why)."""
+    error onto ``icmp``, each sweep to ``sweep``, in the order they were read; with ``watch``
+    (share 0 only) every message to it first, in the order read. Returns the time the
+    capture ends, or None when the reader stopped before the end (its error says why)."""
     while True:
         try:
             data = recv.recv_bytes()
@@ -127,42 +140,52 @@ def follow(
         if data[:1] == _END:
             end: int = pickle.loads(data[1:])
             return end
+        take = _Take(feed, icmp, sweep)
         if watch is None:
-            _take(pickle.loads(data), feed, icmp)
+            for item in pickle.loads(data):
+                take(item)
         else:
             owners, blobs = pickle.loads(data)
-            _take_all(owners, [iter(pickle.loads(b)) for b in blobs], me, feed, icmp, watch)
+            _take_all(owners, [iter(pickle.loads(b)) for b in blobs], me, take, watch)
 
 
-def _take(items: list[_Item], feed: Callable[[SipMessage], None], icmp: list[Unreachable]) -> None:
-    for item in items:
-        if type(item) is tuple:
-            feed(unpacked(item))
+class _Take:
+    """What a process does with an item of its share."""
+
+    def __init__(
+        self, feed: Callable[[SipMessage], None], icmp: list[Unreachable], sweep: Callable[[int], None]
+    ) -> None:
+        self.feed, self.icmp, self.sweep = feed, icmp, sweep
+
+    def __call__(self, item: _Item) -> None:
+        kind = type(item)
+        if kind is tuple:
+            self.feed(unpacked(cast(Packed, item)))
+        elif kind is int:
+            self.sweep(cast(int, item))
         else:
-            icmp.append(cast(Unreachable, item))
+            self.icmp.append(cast(Unreachable, item))
 
 
 def _take_all(
     owners: list[int],
     shares: list[Iterator[_Item]],
     me: int,
-    feed: Callable[[SipMessage], None],
-    icmp: list[Unreachable],
+    take: _Take,
     watch: Callable[[SipMessage], None],
 ) -> None:
     """Every message of a batch to ``watch`` in the order read (``owners``: the share of
-    each), and share ``me``'s to ``feed`` too, with its ICMP errors in their place."""
+    each), and share ``me``'s items to ``take``, in their place."""
     for k in owners:
         share = shares[k]
         item = next(share)
-        while type(item) is not tuple:  # ICMP errors read before the message (in every share)
+        while type(item) is not tuple:  # ICMP errors and sweeps before the message (in every share)
             if k == me:
-                icmp.append(cast(Unreachable, item))
+                take(item)
             item = next(share)
         msg = unpacked(item)
         watch(msg)
         if k == me:
-            feed(msg)
-    for rest in shares[me]:  # ICMP errors read after the batch's last message
-        if isinstance(rest, Unreachable):
-            icmp.append(rest)
+            take.feed(msg)
+    for rest in shares[me]:  # ICMP errors and sweeps after the batch's last message
+        take(rest)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import subprocess
 from collections.abc import Iterator
@@ -12,6 +13,9 @@ import pytest
 import analyzer.analysis as analysis
 import analyzer.shards as shards
 from analyzer.analysis import analyze
+from analyzer.correlate.store import CallStore
+from analyzer.decode.pipeline import Decoder
+from analyzer.diagnose.verdict import CallReport, diagnose
 from analyzer.errors import CaptureOpenError, SipflowError
 from analyzer.reader import MessageReader
 from analyzer.report.calls import call_dict
@@ -130,6 +134,38 @@ def test_an_error_in_a_process_of_the_calls_names_it(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(analysis, "diagnose", fails)
     with pytest.raises(SipflowError, match=r"worker [12]: KeyError\('boom'\)"):
         analyze(SAMPLES / "rule_forking.pcap", keep_messages=False, jobs=2)
+
+
+@pytest.mark.tools
+def test_processes_sweep_where_one_process_would(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """aaa.pcap twice, end to end: the clock goes back at the join. The reader tells the
+    processes of the calls where one process would sweep and by what time, so they hand out
+    the same conversations; each sweeping after its own messages by its own newest time, they
+    did not (25 conversations with one process, 23 with two: found by fuzzing)."""
+    aaa = PUBLIC / "wireshark-samplecaptures" / "aaa.pcap"
+    twice = tmp_path / "twice.pcap"
+    subprocess.run(["mergecap", "-a", "-F", "pcap", "-w", str(twice), str(aaa), str(aaa)], check=True, timeout=60)
+    monkeypatch.setattr(analysis, "EXPIRE_EVERY", 7)
+    several_processes(monkeypatch)
+    one = [call_dict(r) for r in analyze(twice, keep_messages=False).calls]
+    assert len(one) == 25 and [call_dict(r) for r in analyze(twice, keep_messages=False, jobs=2).calls] == one
+
+
+def test_two_reports_of_one_key_are_held_in_turn() -> None:
+    """A capture whose clock goes back can make two conversations of one Call-ID, kind and
+    start: their reports wait side by side without being compared (a TypeError before)."""
+    store = CallStore()
+    for msg in MessageReader(SAMPLES / "udp_call.pcap"):
+        store.feed(msg)
+    conv = store.finish()[0]
+    out: list[CallReport] = []
+    run = analysis._Run(Decoder(), False, out.append)
+    first = diagnose(conv, conv.end_ns)
+    second = dataclasses.replace(first, retransmissions=first.retransmissions + 1)  # the other copy
+    run._hold(first)
+    run._hold(second)
+    run._release(conv.start_ns + 1)
+    assert out == [first, second]
 
 
 def test_several_processes_on_several_files(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,7 +20,7 @@ def _pipes(n: int) -> list[tuple[multiprocessing.connection.Connection, multipro
 
 def _hand_on(capture: str, sends: list[multiprocessing.connection.Connection]) -> tuple[list[SipMessage], Decoder]:
     decoder = Decoder()
-    relay = Relay(sends, owners(2), decoder.stats.unreachable)
+    relay = Relay(sends, owners(2), decoder.stats.unreachable, 5)  # a sweep every 5 messages
     messages = []
     for msg in MessageReader(SAMPLES / capture, decoder=decoder):  # handed on as read, as the reader does
         relay.hand(msg)
@@ -37,9 +37,10 @@ def test_each_process_gets_its_messages_and_every_icmp_error() -> None:
     got: list[list[SipMessage]] = [[], []]
     icmp: list[list[Unreachable]] = [[], []]
     watched: list[SipMessage] = []
+    sweeps: list[list[int]] = [[], []]
     ends = [
-        follow(pipes[0][0], 0, got[0].append, icmp[0], watched.append),
-        follow(pipes[1][0], 1, got[1].append, icmp[1]),
+        follow(pipes[0][0], 0, got[0].append, icmp[0], sweeps[0].append, watched.append),
+        follow(pipes[1][0], 1, got[1].append, icmp[1], sweeps[1].append),
     ]
     assert ends == [decoder.stats.last_ts_ns] * 2 and len(decoder.stats.unreachable) == 14
     assert watched == messages
@@ -47,6 +48,9 @@ def test_each_process_gets_its_messages_and_every_icmp_error() -> None:
         assert got[me] == [m for m in messages if shard_of(m.call_id, 2) == me]
     assert icmp == [decoder.stats.unreachable] * 2
     assert [len(g) for g in got] == [14, 7]
+    # every process sweeps where one process would: after every 5th message, by the newest time then
+    every_5th = [max(m.origin.ts_ns for m in messages[:n]) for n in range(5, len(messages) + 1, 5)]
+    assert sweeps == [every_5th] * 2 and len(every_5th) == 4
 
 
 class _Log(list[Unreachable]):
@@ -63,8 +67,8 @@ def test_icmp_errors_come_in_their_place_among_the_messages() -> None:
     (first, to_first), (second, to_second) = _pipes(2)
     _hand_on("rule_timeout.pcap", [to_first, to_second])
     frames: list[list[int]] = [[], []]
-    follow(first, 0, lambda m: frames[0].append(m.frame), _Log(frames[0]), lambda m: None)
-    follow(second, 1, lambda m: frames[1].append(m.frame), _Log(frames[1]))
+    follow(first, 0, lambda m: frames[0].append(m.frame), _Log(frames[0]), lambda now: None, lambda m: None)
+    follow(second, 1, lambda m: frames[1].append(m.frame), _Log(frames[1]), lambda now: None)
     assert [len(f) for f in frames] == [14 + 14, 7 + 14] and all(f == sorted(f) for f in frames)
 
 
@@ -73,7 +77,7 @@ def test_a_process_gone_is_no_longer_fed() -> None:
     gone.close()
     messages, _ = _hand_on("rule_forking.pcap", [to_gone, send])  # no BrokenPipeError
     got: list[SipMessage] = []
-    assert follow(recv, 1, got.append, []) is not None
+    assert follow(recv, 1, got.append, [], lambda now: None) is not None
     assert got == [m for m in messages if shard_of(m.call_id, 2) == 1] and got
 
 
@@ -81,4 +85,4 @@ def test_a_reader_that_stops_early_ends_the_others_without_a_result() -> None:
     recv, send = multiprocessing.Pipe(duplex=False)
     roomy(recv)
     send.close()
-    assert follow(recv, 0, lambda m: None, []) is None
+    assert follow(recv, 0, lambda m: None, [], lambda now: None) is None
