@@ -417,9 +417,8 @@ class _Run:
             self.messages.append(msg)
             return
         self.count += 1
-        if (not self.count % EXPIRE_EVERY and not self.sweeps_given) or len(
-            self.store.conversations
-        ) > self.store.max_open:
+        due = not self.sweeps_given and not self.count % EXPIRE_EVERY
+        if due or len(self.store.conversations) > self.store.max_open:
             self.sweep(self.last_ns)
 
     def sweep(self, now_ns: int) -> None:

@@ -132,6 +132,7 @@ def follow(
     error onto ``icmp``, each sweep to ``sweep``, in the order they were read; with ``watch``
     (share 0 only) every message to it first, in the order read. Returns the time the
     capture ends, or None when the reader stopped before the end (its error says why)."""
+    take = _Take(feed, icmp, sweep)
     while True:
         try:
             data = recv.recv_bytes()
@@ -140,7 +141,6 @@ def follow(
         if data[:1] == _END:
             end: int = pickle.loads(data[1:])
             return end
-        take = _Take(feed, icmp, sweep)
         if watch is None:
             for item in pickle.loads(data):
                 take(item)
