@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from analyzer import shards as sharing
 from analyzer.capture.source import read_once
@@ -31,6 +31,33 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
     import pandas as pd
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Streaming(Generic[T]):
+    """How a streamed analysis hands its reports over (``analyze``'s ``on_report``): each
+    report through ``prepare`` where it is made (with ``jobs``, in the process of its calls:
+    the work is spread over them, and only what ``prepare`` made goes through a pipe), then to
+    ``take`` in the calling process, in start order."""
+
+    prepare: Callable[[CallReport], T]
+    take: Callable[[T], None]
+
+
+class _Handed(NamedTuple):
+    """What reaches the calling process of each report: where it goes in start order (see
+    :func:`_report_order`), what the security watch reads of it, and what ``prepare`` made."""
+
+    order: tuple[int, str, str]
+    note: ReportNote | None
+    item: Any
+
+
+def _itself(r: CallReport) -> CallReport:
+    return r
 
 
 @dataclass(slots=True)
@@ -97,7 +124,7 @@ def analyze(
     keep_messages: bool = True,
     jobs: int = 1,
     max_open: int = MAX_OPEN,
-    on_report: Callable[[CallReport], None] | None = None,
+    on_report: Callable[[CallReport], None] | Streaming[Any] | None = None,
     limits: Limits | None = None,
 ) -> Analysis:
     """Analyse one capture, or several as one: their frames merged in time order (frame numbers
@@ -111,6 +138,8 @@ def analyze(
     are then empty. With ``on_report`` too, each report is handed over as soon as no
     conversation that started earlier can still come (start order, as ``calls`` is sorted)
     and is not kept: ``calls`` is then empty and memory stays flat however long the capture.
+    A :class:`Streaming` ``on_report`` has each report made into what it takes first, in the
+    process that made the report.
 
     ``jobs`` > 1 (streaming only) spreads the calls over that many processes, each
     correlating and diagnosing the Call-IDs of its share (:func:`analyzer.shards.shard_of`),
@@ -133,18 +162,21 @@ def analyze(
     if "-" in paths and _stdin_fd() is None:
         shards = 1  # no descriptor to hand the reading process (a test's stand-in for standard input)
     kept: list[CallReport] = []
-    emit = on_report if on_report is not None else kept.append
+    if isinstance(on_report, Streaming):
+        stream: Streaming[Any] = on_report
+    else:
+        stream = Streaming(_itself, on_report if on_report is not None else kept.append)
     seen = _WatchNotes()
 
     def deliver(r: CallReport) -> None:
         seen.add(r)
-        emit(r)
+        stream.take(stream.prepare(r))
 
     with no_gc_pauses():
         if shards == 1:
             part = _analyze_part(paths, progress, keep_messages, max_open, deliver, limits)
         else:
-            part = _analyze_parallel(paths, progress, shards, max_open, deliver, limits)
+            part = _analyze_parallel(paths, progress, shards, max_open, stream, seen, limits)
     kept.sort(key=_report_order)  # the order of delivery already, unless the capture's clock went back
     watch = part.watch
     for note in seen.notes:
@@ -194,7 +226,9 @@ class _WatchNotes:
         self.notes: list[ReportNote] = []
 
     def add(self, r: CallReport) -> None:
-        note = report_note(r, self.config)
+        self.keep(report_note(r, self.config))
+
+    def keep(self, note: ReportNote | None) -> None:
         if note is not None:
             self.notes.append(note)
 
@@ -316,14 +350,16 @@ def _analyze_parallel(
     progress: Callable[[int], None] | None,
     shards: int,
     max_open: int,
-    emit: Callable[[CallReport], None],
+    stream: Streaming[Any],
+    seen: _WatchNotes,
     limits: Limits = DEFAULT_LIMITS,
 ) -> _Part:
     """Forked processes (:class:`analyzer.parallel.Sharded`): one reads the captures (with the
     decode stats and the progress bar) and hands every message on (:mod:`analyzer.relay`) to
     ``shards`` that correlate and diagnose a share of the Call-IDs each, the first of which
-    also keeps the security watch; their reports are merged in start order as they come. The
-    reader is the one the others wait for: they give way to it (:data:`GIVE_WAY`)."""
+    also keeps the security watch. Each report is prepared (``stream``) and noted for the watch
+    (``seen``) there; what they make is merged in start order as it comes. The reader is the
+    one the others wait for: they give way to it (:data:`GIVE_WAY`)."""
     import multiprocessing
 
     from analyzer.parallel import Sharded  # multiprocessing: only for several processes
@@ -338,7 +374,7 @@ def _analyze_parallel(
         roomy(recv)
 
     def work(
-        k: int, put: Callable[[CallReport], None], tick: Callable[[int], None]
+        k: int, put: Callable[[_Handed], None], tick: Callable[[int], None]
     ) -> _Part | tuple[int, SecurityWatch | None]:
         # the reader (process 0) sends on every link; process k receives on link k - 1
         for n, (recv, send) in enumerate(links, 1):
@@ -348,13 +384,18 @@ def _analyze_parallel(
                 send.close()
         if k:
             os.nice(GIVE_WAY)
-            return _follow(links[k - 1][0], k - 1, share, put, limits)
+            prepare, config = stream.prepare, seen.config
+
+            def hand(r: CallReport) -> None:
+                put(_Handed(_report_order(r), report_note(r, config), prepare(r)))
+
+            return _follow(links[k - 1][0], k - 1, share, hand, limits)
         if stdin:
             sys.stdin = io.TextIOWrapper(open(stdin[0], "rb"))  # noqa: SIM115  (the process's standard input from now on)
         sends = [send for _, send in links]
         owner = owners(shards)
         return _analyze_part(
-            paths, tick, False, share, put, limits, lambda icmp: Relay(sends, owner, icmp, EXPIRE_EVERY)
+            paths, tick, False, share, _unhanded, limits, lambda icmp: Relay(sends, owner, icmp, EXPIRE_EVERY)
         )
 
     def started() -> None:
@@ -364,11 +405,13 @@ def _analyze_parallel(
         for copy in stdin:
             os.close(copy)
 
-    run: Sharded[CallReport, _Part | tuple[int, SecurityWatch | None]] = Sharded(
-        1 + shards, work, _report_order, progress, started, ahead=None, quiet=1
+    run: Sharded[_Handed, _Part | tuple[int, SecurityWatch | None]] = Sharded(
+        1 + shards, work, _order_of, progress, started, ahead=None, quiet=1
     )
-    for r in run:
-        emit(r)
+    take = stream.take
+    for handed in run:
+        seen.keep(handed.note)
+        take(handed.item)
     part = run.ends[0]
     calls = [end for end in run.ends[1:] if isinstance(end, tuple)]
     assert isinstance(part, _Part) and len(calls) == shards
@@ -379,6 +422,14 @@ def _analyze_parallel(
 
 def _report_order(r: CallReport) -> tuple[int, str, str]:
     return (r.start_ns, r.call_id, str(r.kind))
+
+
+def _order_of(h: _Handed) -> tuple[int, str, str]:
+    return h.order
+
+
+def _unhanded(r: CallReport) -> None:
+    raise AssertionError(f"the reading process made a report ({r.call_id}): it hands every message on")
 
 
 EXPIRE_EVERY = 4096  # messages between two expiry sweeps when streaming

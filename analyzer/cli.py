@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TextIO, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, TextIO, TypeVar, cast
 
 import click
 
@@ -373,8 +373,8 @@ def analyze(
 ) -> None:
     """Group the SIP of CAPTURES (files or directories, read as one) into calls and say, for each,
     how it ended and which response broke it."""
+    from analyzer.analysis import Streaming, capture_paths, usable_captures
     from analyzer.analysis import analyze as run
-    from analyzer.analysis import capture_paths, usable_captures
     from analyzer.report import calls as calls_report
     from analyzer.report.kpi import kpis
     from analyzer.report.select import build_filters, check_expression, select, undefined
@@ -419,7 +419,7 @@ def analyze(
                     keep_messages=keep,
                     jobs=jobs or cpu_count(),
                     max_open=max_open_calls,
-                    on_report=streamed.add if streamed is not None else None,
+                    on_report=Streaming(streamed.prepare, streamed.take) if streamed is not None else None,
                     limits=limits,
                 )
         reports = streamed.reports if streamed is not None else select(result, filters)
@@ -497,7 +497,9 @@ def _report_dir(option: str, paths: list[str]) -> Path:
 
 class _Streamed:
     """``analyze``'s json, jsonl and csv output written call by call, as the analysis hands
-    them over; the summary counted on the way."""
+    them over; the summary counted on the way. The analysis makes each report into a
+    :class:`_Written` (:meth:`prepare`) where the report is made, with ``--jobs`` in the
+    processes of the calls, side by side; this process counts and writes them (:meth:`take`)."""
 
     def __init__(self, fmt: str, output: TextIO, filters: Filters, keep_reports: bool) -> None:
         from analyzer.report import calls as calls_report
@@ -510,31 +512,72 @@ class _Streamed:
         self.failed = 0
         self.summary = calls_report.SummaryCounts()
         self.json = calls_report.JsonCallsWriter(output) if fmt == "json" else None
-        self.csv = calls_report.CsvCallsWriter(output) if fmt == "csv" else None
+        if fmt == "csv":
+            calls_report.CsvCallsWriter(output)  # the header line
 
     def add(self, r: CallReport) -> None:
-        from analyzer.report.calls import call_json
+        self.take(self.prepare(r))
+
+    def prepare(self, r: CallReport) -> _Written:
+        """What :meth:`take` needs of ``r``: it may run in another process."""
+        from analyzer.report.calls import call_csv_line, call_json, counted
         from analyzer.report.select import matches
 
-        self.summary.add(r)
+        kind, outcome, rule = counted(r)
         if not (self.filters.empty or matches(r, self.filters)):
-            return
+            return _Written(kind, outcome, rule, False, None, None)
+        view = None
         if self.keep_reports:
+            from analyzer.report.terminal import summary_view
+
+            view = summary_view(r, True)
+        text = None
+        if self.fmt in ("json", "jsonl"):
+            text = call_json(r)
+        elif self.fmt == "csv":
+            text = call_csv_line(r)
+        return _Written(kind, outcome, rule, True, view, text)
+
+    def take(self, w: _Written) -> None:
+        self.summary.count(w.kind, w.outcome, w.rule)
+        if not w.selected:
+            return
+        if w.view is not None:
             from analyzer.report.terminal import MAX_FAILED_ROWS, summary_view
 
-            shown = r.breaking is not None and self.failed < MAX_FAILED_ROWS
-            self.failed += r.breaking is not None
-            self.reports.append(summary_view(r, shown))
+            failed = w.rule is not None
+            shown = failed and self.failed < MAX_FAILED_ROWS  # the first failed calls, in start order
+            self.failed += failed
+            self.reports.append(w.view if shown else summary_view(w.view, False))
+        if w.text is None:
+            return
         if self.json is not None:
-            self.json.add(r)
-        elif self.csv is not None:
-            self.csv.add(r)
+            self.json.add_text(w.text)
         elif self.fmt == "jsonl":
-            self.output.write(call_json(r) + "\n")
+            self.output.write(w.text + "\n")
+        else:
+            self.output.write(w.text)
 
     def close(self, result: Analysis) -> None:
         if self.json is not None:
             self.json.close(result, self.summary.as_dict())
+
+
+class _Written(NamedTuple):
+    """What :class:`_Streamed` counts, keeps and writes of one report."""
+
+    kind: str
+    outcome: str
+    """Kind and outcome, as the summary counts them."""
+    rule: str | None
+    """The breaking rule; None when nothing broke the call."""
+    selected: bool
+    """The report passes the filters."""
+    view: CallReport | None
+    """What the summary table and ``--fail-on`` read of it (``summary_view``, shown), when
+    they do and it is selected."""
+    text: str | None
+    """Its JSON object, or CSV line, when it is selected and the format is one of those."""
 
 
 def cpu_count() -> int:

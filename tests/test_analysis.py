@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +14,10 @@ import pytest
 import analyzer.analysis as analysis
 import analyzer.shards as shards
 from analyzer.analysis import analyze
+from analyzer.correlate.model import Outcome
 from analyzer.correlate.store import CallStore
 from analyzer.decode.pipeline import Decoder
+from analyzer.diagnose.security import ReportNote, SecurityWatch
 from analyzer.diagnose.verdict import CallReport, diagnose
 from analyzer.errors import CaptureOpenError, SipflowError
 from analyzer.reader import MessageReader
@@ -69,6 +72,30 @@ def test_several_processes_give_the_same_analysis(monkeypatch: pytest.MonkeyPatc
         assert [call_dict(r) for r in other.calls] == [call_dict(r) for r in one.calls]
         assert (other.stats, other.security, other.warning) == (one.stats, one.security, one.warning)
     assert runs == [jobs] * len(captures)
+
+
+def _made_where(r: CallReport) -> tuple[int, str, str]:
+    return os.getpid(), r.call_id, str(r.outcome)
+
+
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_streaming_prepares_each_report_where_it_is_made(monkeypatch: pytest.MonkeyPatch, jobs: int) -> None:
+    """A Streaming on_report: ``prepare`` runs in the calls processes, ``take`` here, in start
+    order, with what prepare made of every report; the watch still reads them all."""
+    several_processes(monkeypatch)
+    capture = SAMPLES / "rule_timeout.pcap"
+    notes: list[ReportNote] = []
+    monkeypatch.setattr(SecurityWatch, "replay", lambda _, note: notes.append(note))
+    taken: list[tuple[int, str, str]] = []
+    one = analyze(capture, keep_messages=False)
+    noted, notes[:] = list(notes), []
+    other = analyze(capture, keep_messages=False, jobs=jobs, on_report=analysis.Streaming(_made_where, taken.append))
+    assert other.calls == []
+    assert [(call_id, outcome) for _, call_id, outcome in taken] == [(r.call_id, str(r.outcome)) for r in one.calls]
+    here = {pid for pid, _, _ in taken} == {os.getpid()}
+    assert here is (jobs == 1)
+    assert notes == noted
+    assert [note.outcome for note in notes] == [Outcome.TIMEOUT] * 2  # the two calls to a dead address
 
 
 @pytest.mark.parametrize(

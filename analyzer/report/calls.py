@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -152,12 +153,16 @@ class SummaryCounts:
         self.rules: Counter[str] = Counter()
 
     def add(self, r: CallReport) -> None:
+        self.count(*counted(r))
+
+    def count(self, kind: str, outcome: str, rule: str | None) -> None:
+        """A report as :func:`counted` gives it."""
         self.conversations += 1
-        self.kinds[str(r.kind)] += 1
-        self.outcomes[f"{r.kind}:{r.outcome}"] += 1
-        if r.breaking is not None:
+        self.kinds[kind] += 1
+        self.outcomes[outcome] += 1
+        if rule is not None:
             self.failed += 1
-            self.rules[r.breaking.rule] += 1
+            self.rules[rule] += 1
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -167,6 +172,11 @@ class SummaryCounts:
             "failed": self.failed,
             "breaking_rules": dict(self.rules.most_common()),
         }
+
+
+def counted(r: CallReport) -> tuple[str, str, str | None]:
+    """What the summary counts of a report: its kind, kind and outcome, and breaking rule."""
+    return str(r.kind), f"{r.kind}:{r.outcome}", r.breaking.rule if r.breaking is not None else None
 
 
 def summary_dict(a: Analysis) -> dict[str, Any]:
@@ -222,7 +232,11 @@ class JsonCallsWriter:
         out.write('{\n "calls": [')
 
     def add(self, r: CallReport) -> None:
-        self.out.write(("\n  " if self.first else ",\n  ") + call_json(r))
+        self.add_text(call_json(r))
+
+    def add_text(self, text: str) -> None:
+        """A call as :func:`call_json` wrote it."""
+        self.out.write(("\n  " if self.first else ",\n  ") + text)
         self.first = False
 
     def close(self, a: Analysis, summary: dict[str, Any]) -> None:
@@ -238,12 +252,25 @@ class CsvCallsWriter:
     text from the wire defused for spreadsheets)."""
 
     def __init__(self, out: IO[str]) -> None:
-        self.writer = csv.writer(out, lineterminator="\n")
-        self.writer.writerow(CALL_COLUMNS)
+        self.out = out
+        csv.writer(out, lineterminator="\n").writerow(CALL_COLUMNS)
 
     def add(self, r: CallReport) -> None:
-        row = call_row(r)
-        self.writer.writerow([_csv_cell(col, row[col]) for col in CALL_COLUMNS])
+        self.out.write(call_csv_line(r))
+
+
+_CSV_LINE = io.StringIO()
+_CSV_WRITER = csv.writer(_CSV_LINE, lineterminator="\n")
+
+
+def call_csv_line(r: CallReport) -> str:
+    """A call's row of ``--format csv`` and calls.csv, with its line end."""
+    row = call_row(r)
+    _CSV_WRITER.writerow([_csv_cell(col, row[col]) for col in CALL_COLUMNS])
+    line = _CSV_LINE.getvalue()
+    _CSV_LINE.seek(0)
+    _CSV_LINE.truncate()
+    return line
 
 
 def write_calls_csv(out: IO[str], reports: Iterable[CallReport]) -> None:

@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import analyzer.analysis as analysis
+import analyzer.shards as shards
 from analyzer.cli import main
+from analyzer.report import terminal
 
 ROOT = Path(__file__).resolve().parents[2]
 CAPTURES = [
@@ -101,3 +104,24 @@ def test_a_reader_that_goes_away_ends_it_quietly(command: list[str]) -> None:
         os.close(write)
         _, err = proc.communicate(timeout=60)
     assert (proc.returncode, err) == (0, b"")
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv", "table"])
+def test_the_calls_processes_write_what_one_process_writes(monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
+    """With --jobs the calls processes make each call's text and summary view; the table
+    still shows the first failed calls in start order in full, and only those."""
+    monkeypatch.setattr(shards, "MIN_BYTES_PER_JOB", 1)
+    monkeypatch.setattr(shards, "MIN_SIP_PER_CALLS_JOB", 0)
+    monkeypatch.setattr(terminal, "MAX_FAILED_ROWS", 2)
+    runs: list[int] = []
+    parallel = analysis._analyze_parallel
+    monkeypatch.setattr(analysis, "_analyze_parallel", lambda *a: runs.append(a[2]) or parallel(*a))
+    capture = str(CAPTURES[2])
+    one = run(capture, "--format", fmt, "-j", "1")
+    assert run(capture, "--format", fmt, "-j", "3") == one
+    assert run(capture, "--format", fmt, "-j", "2", "--kind", "call", "--fail-on", "failed>99") == run(
+        capture, "--format", fmt, "-j", "1", "--kind", "call", "--fail-on", "failed>99"
+    )
+    assert runs == [3, 2]
+    if fmt == "table":
+        assert "Failed (95) (first 2 of 95;" in one
