@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analyzer.analysis import Analysis
+from analyzer.analysis import Analysis, no_gc_pauses
 from analyzer.diagnose.verdict import CallReport
 from analyzer.errors import SipflowError
 from analyzer.report.atomic import atomic_write, refuse_inputs
@@ -49,23 +49,29 @@ def write_report_dir(
     a: Analysis, reports: list[CallReport], outdir: Path, inputs: list[str], redaction: Redaction = DEFAULT
 ) -> list[Path]:
     """report.html, calls.csv, messages.csv, calls.json and calls.parquet for ``reports``
-    (as analysed: ``redaction`` is applied here, on the way out)."""
+    (as analysed: ``redaction`` is applied here, on the way out).
+
+    Written with the cyclic collector off, as the analysis runs (:func:`no_gc_pauses`): it
+    would rescan every kept message again and again while the files are made (all-SIP: 8.5 s
+    with it, 7.1 s without). What little garbage the writers leave in cycles (json's encoder)
+    is collected once it is back on."""
     outdir.mkdir(parents=True, exist_ok=True)
-    names = ("report.html", "calls.csv", "messages.csv", "calls.json", "calls.parquet")
-    for name in names:
-        refuse_inputs(outdir / name, inputs)
-    shown = redact_reports(reports, redaction, a.messages_of)
-    calls = calls_dataframe(shown)
-    keep = {r.key for r in reports}
-    msgs = messages_dataframe([m for key, ms in a.by_call.items() if key in keep for m in ms], redaction)
-    doc = {"capture": capture_dict(a), "calls": [call_dict(r) for r in shown], "summary": summary_dict(a)}
-    html = render_html(a, redaction=redaction)
-    try:
-        atomic_write(outdir / "calls.csv", lambda f: write_calls_csv(f, shown))
-        atomic_write(outdir / "messages.csv", lambda f: _defused(msgs).to_csv(f, index=False))
-        atomic_write(outdir / "calls.json", lambda f: f.write(json.dumps(doc, indent=1, ensure_ascii=False)))
-        atomic_write(outdir / "calls.parquet", lambda f: calls.to_parquet(f, index=False), binary=True)
-        atomic_write(outdir / "report.html", lambda f: f.write(html))
-    except OSError as exc:  # disk full, the directory gone …
-        raise SipflowError(f"{outdir}: cannot write the report: {exc.strerror or exc}") from None
+    with no_gc_pauses():
+        names = ("report.html", "calls.csv", "messages.csv", "calls.json", "calls.parquet")
+        for name in names:
+            refuse_inputs(outdir / name, inputs)
+        shown = redact_reports(reports, redaction, a.messages_of)
+        calls = calls_dataframe(shown)
+        keep = {r.key for r in reports}
+        msgs = messages_dataframe([m for key, ms in a.by_call.items() if key in keep for m in ms], redaction)
+        doc = {"capture": capture_dict(a), "calls": [call_dict(r) for r in shown], "summary": summary_dict(a)}
+        html = render_html(a, redaction=redaction)
+        try:
+            atomic_write(outdir / "calls.csv", lambda f: write_calls_csv(f, shown))
+            atomic_write(outdir / "messages.csv", lambda f: _defused(msgs).to_csv(f, index=False))
+            atomic_write(outdir / "calls.json", lambda f: f.write(json.dumps(doc, indent=1, ensure_ascii=False)))
+            atomic_write(outdir / "calls.parquet", lambda f: calls.to_parquet(f, index=False), binary=True)
+            atomic_write(outdir / "report.html", lambda f: f.write(html))
+        except OSError as exc:  # disk full, the directory gone …
+            raise SipflowError(f"{outdir}: cannot write the report: {exc.strerror or exc}") from None
     return [outdir / "report.html", *(outdir / n for n in names[1:])]
