@@ -525,30 +525,31 @@ class _Streamed:
 
         kind, outcome, rule = counted(r)
         if not (self.filters.empty or matches(r, self.filters)):
-            return _Written(kind, outcome, rule, False, None, None)
-        view = None
+            return _Written(kind, outcome, rule, False, None, None, None)
+        view = full = None
         if self.keep_reports:
             from analyzer.report.terminal import summary_view
 
-            view = summary_view(r, True)
+            view = summary_view(r, False)
+            full = summary_view(r, True) if r.breaking is not None else None
         text = None
         if self.fmt in ("json", "jsonl"):
             text = call_json(r)
         elif self.fmt == "csv":
             text = call_csv_line(r)
-        return _Written(kind, outcome, rule, True, view, text)
+        return _Written(kind, outcome, rule, True, view, full, text)
 
     def take(self, w: _Written) -> None:
         self.summary.count(w.kind, w.outcome, w.rule)
         if not w.selected:
             return
         if w.view is not None:
-            from analyzer.report.terminal import MAX_FAILED_ROWS, summary_view
+            from analyzer.report.terminal import MAX_FAILED_ROWS
 
             failed = w.rule is not None
             shown = failed and self.failed < MAX_FAILED_ROWS  # the first failed calls, in start order
             self.failed += failed
-            self.reports.append(w.view if shown else summary_view(w.view, False))
+            self.reports.append(w.full if shown and w.full is not None else w.view)
         if w.text is None:
             return
         if self.json is not None:
@@ -574,8 +575,10 @@ class _Written(NamedTuple):
     selected: bool
     """The report passes the filters."""
     view: CallReport | None
-    """What the summary table and ``--fail-on`` read of it (``summary_view``, shown), when
-    they do and it is selected."""
+    """What the summary table and ``--fail-on`` read of it (``summary_view``), when they do
+    and it is selected …"""
+    full: CallReport | None
+    """… and of a failed call the table shows in full (one of the first failed ones)."""
     text: str | None
     """Its JSON object, or CSV line, when it is selected and the format is one of those."""
 
