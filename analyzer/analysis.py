@@ -402,16 +402,19 @@ def _analyze_parallel(
         for recv, send in links:  # the processes hold them now: each end closes when its holder does
             recv.close()
             send.close()
-        for copy in stdin:
-            os.close(copy)
+        while stdin:
+            os.close(stdin.pop())
 
     run: Sharded[_Handed, _Part | tuple[int, SecurityWatch | None]] = Sharded(
         1 + shards, work, _order_of, progress, started, ahead=None, quiet=1
     )
     take = stream.take
-    for handed in run:
-        seen.keep(handed.note)
-        take(handed.item)
+    try:
+        for handed in run:
+            seen.keep(handed.note)
+            take(handed.item)
+    finally:
+        started()  # again: when a process could not be started, nothing closed them
     part = run.ends[0]
     calls = [end for end in run.ends[1:] if isinstance(end, tuple)]
     assert isinstance(part, _Part) and len(calls) == shards

@@ -88,7 +88,12 @@ class Sharded(Generic[T, E]):
         ]
         try:
             for proc in procs:
-                proc.start()
+                try:
+                    proc.start()
+                except OSError as exc:  # out of processes or memory
+                    raise SipflowError(
+                        f"cannot start a process for --jobs ({exc.strerror or exc}): try fewer, or --jobs 1"
+                    ) from None
             for _, send in pipes:
                 send.close()  # the processes hold the sending ends now
             if self.started is not None:
@@ -96,11 +101,14 @@ class Sharded(Generic[T, E]):
             yield from self._merged([recv for recv, _ in pipes], done)
         finally:
             for proc in procs:
+                if proc.pid is None:
+                    continue  # never started
                 if proc.is_alive():
                     proc.terminate()
                 proc.join()
-            for recv, _ in pipes:
+            for recv, send in pipes:
                 recv.close()
+                send.close()
 
     def _merged(self, recvs: list[Connection], done: Any) -> Iterator[T]:
         """The processes' items in key order. Whatever any process has sent is taken in as it

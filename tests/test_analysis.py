@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import io
+import multiprocessing.process
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -161,6 +164,32 @@ def test_an_error_in_a_process_of_the_calls_names_it(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(analysis, "diagnose", fails)
     with pytest.raises(SipflowError, match=r"worker [12]: KeyError\('boom'\)"):
         analyze(SAMPLES / "rule_forking.pcap", keep_messages=False, jobs=2)
+
+
+def test_a_process_that_cannot_start_leaves_no_descriptor_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forking fails (out of processes): a one-line error; the processes that did start are
+    stopped, and the pipes to them and the copy of standard input closed."""
+    several_processes(monkeypatch)
+    started: list[int] = []
+    real = multiprocessing.process.BaseProcess.start
+
+    def start(self: multiprocessing.process.BaseProcess) -> None:
+        if len(started) == 2:
+            raise OSError(11, "Resource temporarily unavailable")
+        started.append(1)
+        real(self)
+
+    analyze(SAMPLES / "rule_forking.pcap", keep_messages=False, jobs=2)  # multiprocessing's own shared memory, kept
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", start)
+    with (SAMPLES / "rule_forking.pcap").open("rb") as capture:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(capture))
+        before = sorted(os.listdir("/proc/self/fd"))
+        with pytest.raises(
+            SipflowError, match=r"cannot start a process for --jobs \(Resource temporarily unavailable\)"
+        ):
+            analyze("-", keep_messages=False, jobs=2)
+        assert sorted(os.listdir("/proc/self/fd")) == before
+    assert started == [1, 1]
 
 
 @pytest.mark.tools
