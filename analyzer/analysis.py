@@ -48,12 +48,80 @@ class Streaming(Generic[T]):
 
 
 class _Handed(NamedTuple):
-    """What reaches the calling process of each report: where it goes in start order (see
-    :func:`_report_order`), what the security watch reads of it, and what ``prepare`` made."""
+    """What reaches the calling process of each report from a process of the calls: the sweep
+    it was handed out at (counted from 0; the one after the last for those of the end), where
+    it goes in start order (see :func:`_report_order`), what the security watch reads of it,
+    and what ``prepare`` made."""
 
+    sweep: int
     order: tuple[int, str, str]
     note: ReportNote | None
     item: Any
+
+
+class _Mark(NamedTuple):
+    """A sweep of a process of the calls is over: no report it still holds or will make
+    starts before ``watermark`` (:meth:`_Run._watermark`), in a capture whose clock only goes
+    forward."""
+
+    sweep: int
+    watermark: int
+
+
+def _merge_key(x: _Handed | _Mark) -> tuple[int, int, tuple[int, str, str] | int]:
+    """Where the calling process takes ``x`` in (:class:`analyzer.parallel.Sharded`): sweep by
+    sweep, the reports of every process first, in start order, then each process's mark."""
+    return (x.sweep, 0, x.order) if isinstance(x, _Handed) else (x.sweep, 1, 0)
+
+
+class _Pending(Generic[T]):
+    """Reports (or what was made of them) waiting to be handed over in start order: a heap by
+    start, then in the order held (two conversations of one Call-ID, kind and start, as a
+    capture whose clock goes back can make, are never compared)."""
+
+    def __init__(self, emit: Callable[[T], None]) -> None:
+        self.emit = emit
+        self.heap: list[tuple[tuple[int, str, str], int, T]] = []
+        self.held = 0
+
+    def hold(self, order: tuple[int, str, str], item: T) -> None:
+        heapq.heappush(self.heap, (order, self.held, item))
+        self.held += 1
+
+    def release(self, before_ns: int | None = None) -> None:
+        """Hand over those that start before ``before_ns`` (all when None), in order."""
+        heap, emit = self.heap, self.emit
+        while heap and (before_ns is None or heap[0][0][0] < before_ns):
+            emit(heapq.heappop(heap)[2])
+
+
+class _InTurn:
+    """The calling process of several: takes the reports of the processes of the calls and
+    hands them over where one process would have (:meth:`_Run.sweep`). At each sweep, each
+    process sends every report it made since the last, then its mark; once every mark of
+    the sweep is in, the reports that start before the lowest watermark go, in start order.
+    Taking each process's reports in its own start order instead gave another order where
+    the capture's clock goes back (found by fuzzing)."""
+
+    def __init__(self, shards: int, seen: _WatchNotes, take: Callable[[Any], None]) -> None:
+        self.shards = shards
+        self.seen = seen
+        self.take = take
+        self.pending: _Pending[_Handed] = _Pending(self._hand)
+        self.marks: list[int] = []
+
+    def add(self, x: _Handed | _Mark) -> None:
+        if isinstance(x, _Handed):
+            self.pending.hold(x.order, x)
+            return
+        self.marks.append(x.watermark)
+        if len(self.marks) == self.shards:
+            self.pending.release(min(self.marks))
+            self.marks.clear()
+
+    def _hand(self, h: _Handed) -> None:
+        self.seen.keep(h.note)
+        self.take(h.item)
 
 
 def _itself(r: CallReport) -> CallReport:
@@ -287,16 +355,22 @@ def _analyze_part(
 
 
 def _follow(
-    recv: Connection, me: int, max_open: int, emit: Callable[[CallReport], None], limits: Limits
+    recv: Connection,
+    me: int,
+    max_open: int,
+    emit: Callable[[CallReport], None],
+    mark: Callable[[int], None],
+    limits: Limits,
 ) -> tuple[int, SecurityWatch | None]:
     """A process that correlates and diagnoses the calls of share ``me`` from what the reading
-    process hands on (:func:`analyzer.relay.follow`); that of share 0 also keeps the security
-    watch over every message. Returns how many conversations it evicted, and the watch."""
+    process hands on (:func:`analyzer.relay.follow`), sweeping where it says, and marking each
+    sweep (``mark``: see :class:`_InTurn`); that of share 0 also keeps the security watch over
+    every message. Returns how many conversations it evicted, and the watch."""
     decoder = Decoder(limits)  # reads nothing: holds the ICMP errors and the capture's end
     run = _Run(decoder, False, emit)
     run.store.max_open = max_open
     watch = run.watch if me == 0 else None
-    run.sweeps_given = True
+    run.marks = mark
     end = follow(recv, me, run.correlate, decoder.stats.unreachable, run.sweep, watch.message if watch else None)
     if end is None:
         return 0, watch  # the reading process stopped: its error is the one to tell
@@ -374,7 +448,7 @@ def _analyze_parallel(
         roomy(recv)
 
     def work(
-        k: int, put: Callable[[_Handed], None], tick: Callable[[int], None]
+        k: int, put: Callable[[_Handed | _Mark], None], tick: Callable[[int], None]
     ) -> _Part | tuple[int, SecurityWatch | None]:
         # the reader (process 0) sends on every link; process k receives on link k - 1
         for n, (recv, send) in enumerate(links, 1):
@@ -385,11 +459,16 @@ def _analyze_parallel(
         if k:
             os.nice(GIVE_WAY)
             prepare, config = stream.prepare, seen.config
+            swept = [0]  # sweeps marked so far: a report handed out now goes with the next
 
             def hand(r: CallReport) -> None:
-                put(_Handed(_report_order(r), report_note(r, config), prepare(r)))
+                put(_Handed(swept[0], _report_order(r), report_note(r, config), prepare(r)))
 
-            return _follow(links[k - 1][0], k - 1, share, hand, limits)
+            def mark(watermark: int) -> None:
+                put(_Mark(swept[0], watermark))
+                swept[0] += 1
+
+            return _follow(links[k - 1][0], k - 1, share, hand, mark, limits)
         if stdin:
             sys.stdin = io.TextIOWrapper(open(stdin[0], "rb"))  # noqa: SIM115  (the process's standard input from now on)
         sends = [send for _, send in links]
@@ -405,16 +484,16 @@ def _analyze_parallel(
         while stdin:
             os.close(stdin.pop())
 
-    run: Sharded[_Handed, _Part | tuple[int, SecurityWatch | None]] = Sharded(
-        1 + shards, work, _order_of, progress, started, ahead=None, quiet=1
+    run: Sharded[_Handed | _Mark, _Part | tuple[int, SecurityWatch | None]] = Sharded(
+        1 + shards, work, _merge_key, progress, started, ahead=None, quiet=1
     )
-    take = stream.take
+    in_turn = _InTurn(shards, seen, stream.take)
     try:
-        for handed in run:
-            seen.keep(handed.note)
-            take(handed.item)
+        for x in run:
+            in_turn.add(x)
     finally:
         started()  # again: when a process could not be started, nothing closed them
+    in_turn.pending.release()  # those of the end
     part = run.ends[0]
     calls = [end for end in run.ends[1:] if isinstance(end, tuple)]
     assert isinstance(part, _Part) and len(calls) == shards
@@ -425,10 +504,6 @@ def _analyze_parallel(
 
 def _report_order(r: CallReport) -> tuple[int, str, str]:
     return (r.start_ns, r.call_id, str(r.kind))
-
-
-def _order_of(h: _Handed) -> tuple[int, str, str]:
-    return h.order
 
 
 def _unhanded(r: CallReport) -> None:
@@ -444,21 +519,19 @@ class _Run:
     def __init__(self, decoder: Decoder, keep: bool, emit: Callable[[CallReport], None]) -> None:
         self.decoder = decoder
         self.keep = keep
-        self.emit = emit
         self.store = CallStore()
         self.messages: list[SipMessage] = []
         self.by_call: dict[ConversationKey, list[SipMessage]] = {}
-        self.pending: list[tuple[tuple[int, str, str], int, CallReport]] = []
-        """Diagnosed reports not handed over yet (a heap in start order, then in the order
-        held: two conversations of one Call-ID, kind and start, as a capture whose clock goes
-        back can make, never get as far as comparing their reports)."""
-        self.held = 0
+        self.pending: _Pending[CallReport] = _Pending(emit)
+        """Diagnosed reports not handed over yet."""
         self.watch = SecurityWatch()  # bounded tables: streaming memory stays bounded
         self.last_ns = 0
         self.count = 0
-        self.sweeps_given = False
-        """Swept when told (:meth:`sweep`, a process fed by the reader, which tells it where
-        one process would have swept), not every :data:`EXPIRE_EVERY` messages of its own."""
+        self.marks: Callable[[int], None] | None = None
+        """Set in a process of the calls, fed by the reader: it sweeps when told (:meth:`sweep`:
+        where one process would have), not every :data:`EXPIRE_EVERY` messages of its own; it
+        hands out every report it holds at each sweep, then gives its watermark here (the
+        calling process releases them: :class:`_InTurn`)."""
 
     def feed(self, msg: SipMessage) -> None:
         self.watch.message(msg)
@@ -471,21 +544,31 @@ class _Run:
             self.messages.append(msg)
             return
         self.count += 1
-        due = not self.sweeps_given and not self.count % EXPIRE_EVERY
-        if due or len(self.store.conversations) > self.store.max_open:
+        if self.marks is None and not self.count % EXPIRE_EVERY:
             self.sweep(self.last_ns)
+        elif len(self.store.conversations) > self.store.max_open:
+            if self.marks is None:
+                self.sweep(self.last_ns)
+            else:
+                self._expire(self.last_ns)  # handed out at the next sweep, with its reports
 
     def sweep(self, now_ns: int) -> None:
         """Hand out the conversations over by ``now_ns`` (the newest time the run has seen)."""
+        self._expire(now_ns)
+        if self.marks is None:
+            self.pending.release(self._watermark())
+        else:
+            self.pending.release()
+            self.marks(self._watermark())
+
+    def _expire(self, now_ns: int) -> None:
         self.last_ns = max(self.last_ns, now_ns)
         icmp = tuple(self.decoder.stats.unreachable)
         for c in self.store.expire(self.last_ns):
             self._hold(diagnose(c, self.last_ns, icmp))
-        self._release(self._watermark())
 
     def _hold(self, r: CallReport) -> None:
-        heapq.heappush(self.pending, (_report_order(r), self.held, r))
-        self.held += 1
+        self.pending.hold(_report_order(r), r)
 
     def _watermark(self) -> int:
         """No conversation still to be reported starts before this: the open ones start later,
@@ -494,11 +577,6 @@ class _Run:
         if not conversations:
             return self.last_ns
         return min([c.start_ns for c in conversations.values()])
-
-    def _release(self, before_ns: int) -> None:
-        pending, emit = self.pending, self.emit
-        while pending and pending[0][0][0] < before_ns:
-            emit(heapq.heappop(pending)[2])
 
     def finish(self) -> None:
         st = self.decoder.stats
@@ -509,6 +587,4 @@ class _Run:
             self.by_call = {c.key: c.messages for c in conversations}
         for c in conversations:
             self._hold(diagnose(c, end, icmp))
-        pending, emit = self.pending, self.emit
-        while pending:
-            emit(heapq.heappop(pending)[2])
+        self.pending.release()

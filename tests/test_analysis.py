@@ -207,6 +207,29 @@ def test_processes_sweep_where_one_process_would(monkeypatch: pytest.MonkeyPatch
     assert len(one) == 25 and [call_dict(r) for r in analyze(twice, keep_messages=False, jobs=2).calls] == one
 
 
+@pytest.mark.tools
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_processes_hand_the_reports_over_in_the_order_of_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, jobs: int
+) -> None:
+    """Streamed, reports go when no conversation still open starts before them: where the
+    clock goes back (aaa.pcap twice, end to end) that is not start order, and the calling
+    process of several hands them over in the order one process would. Taking each
+    process's reports in its own order gave another (found by fuzzing the command line)."""
+    aaa = PUBLIC / "wireshark-samplecaptures" / "aaa.pcap"
+    twice = tmp_path / "twice.pcap"
+    subprocess.run(["mergecap", "-a", "-F", "pcap", "-w", str(twice), str(aaa), str(aaa)], check=True, timeout=60)
+    monkeypatch.setattr(analysis, "EXPIRE_EVERY", 7)
+    several_processes(monkeypatch)
+    one: list[CallReport] = []
+    other: list[CallReport] = []
+    analyze(twice, keep_messages=False, on_report=one.append)
+    analyze(twice, keep_messages=False, jobs=jobs, on_report=other.append)
+    order = [analysis._report_order(r) for r in one]
+    assert len(order) == 25 and order != sorted(order)  # the clock went back
+    assert [call_dict(r) for r in other] == [call_dict(r) for r in one]
+
+
 def test_two_reports_of_one_key_are_held_in_turn() -> None:
     """A capture whose clock goes back can make two conversations of one Call-ID, kind and
     start: their reports wait side by side without being compared (a TypeError before)."""
@@ -220,7 +243,7 @@ def test_two_reports_of_one_key_are_held_in_turn() -> None:
     second = dataclasses.replace(first, retransmissions=first.retransmissions + 1)  # the other copy
     run._hold(first)
     run._hold(second)
-    run._release(conv.start_ns + 1)
+    run.pending.release(conv.start_ns + 1)
     assert out == [first, second]
 
 
