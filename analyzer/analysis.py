@@ -139,14 +139,14 @@ class Analysis:
     by_call: dict[ConversationKey, list[SipMessage]] = field(default_factory=dict, repr=False)
     """Messages of each conversation, by its key (Call-ID, kind, start)."""
     security: list[SecurityFinding] = field(default_factory=list)
+    """Scanning, password guessing, floods, toll fraud, spoofed responses (analyzer.diagnose.security)."""
     evicted: int = 0
     """Conversations judged early because more than ``max_open`` were open at once (a flood)."""
     copies: int = 0
+    """Messages left out because another capture point's file held the same message."""
     skipped: list[str] = field(default_factory=list)
     """Captures left out among several, one line each: they end before their header does
     (an empty file, the newest of a rotation), so hold no frame (:func:`usable_captures`)."""
-    """Messages left out because another capture point's file held the same message."""
-    """Scanning, password guessing, floods, toll fraud, spoofed responses (analyzer.diagnose.security)."""
 
     def messages_of(self, report: CallReport) -> list[SipMessage]:
         """The messages of one conversation, in capture order (for ladders and exports)."""
