@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-
-import pandas as pd
+from typing import TextIO
 
 from analyzer.analysis import Analysis, no_gc_pauses
 from analyzer.diagnose.verdict import CallReport
@@ -19,9 +19,10 @@ from analyzer.report.calls import (
     summary_dict,
     write_calls_csv,
 )
+from analyzer.report.columns import MESSAGE_COLUMNS
 from analyzer.report.html import render_html
-from analyzer.report.render import TEXT_COLUMNS, defuse
-from analyzer.report.tables import messages_dataframe
+from analyzer.report.render import CsvText, redact_columns, write_lines
+from analyzer.sip.message import SipMessage
 from analyzer.sip.redact import DEFAULT, Redaction
 
 
@@ -37,12 +38,12 @@ def default_dir(captures: list[str]) -> Path:
     return Path("reports") / f"{name or 'stdin'}{more}"
 
 
-def _defused(frame: pd.DataFrame) -> pd.DataFrame:
-    out = frame.copy()
-    for col in TEXT_COLUMNS:
-        if col in out.columns:
-            out[col] = out[col].map(defuse)
-    return out
+def write_messages_csv(out: TextIO, messages: Iterable[SipMessage], redaction: Redaction = DEFAULT) -> None:
+    """messages.csv: the rows ``sipflow messages --format csv`` writes for these messages (the
+    same columns and text; columns read from a header ``redaction`` masks show ``…redacted…``)."""
+    text = CsvText(redact_columns(MESSAGE_COLUMNS, redaction))
+    getters = [c.get for c in text.columns]
+    write_lines(out, text, (text.line([get(m) for get in getters]) for m in messages))
 
 
 def write_report_dir(
@@ -63,12 +64,12 @@ def write_report_dir(
         shown = redact_reports(reports, redaction, a.messages_of)
         calls = calls_dataframe(shown)
         keep = {r.key for r in reports}
-        msgs = messages_dataframe([m for key, ms in a.by_call.items() if key in keep for m in ms], redaction)
+        msgs = [m for key, ms in a.by_call.items() if key in keep for m in ms]
         doc = {"capture": capture_dict(a), "calls": [call_dict(r) for r in shown], "summary": summary_dict(a)}
         html = render_html(a, redaction=redaction)
         try:
             atomic_write(outdir / "calls.csv", lambda f: write_calls_csv(f, shown))
-            atomic_write(outdir / "messages.csv", lambda f: _defused(msgs).to_csv(f, index=False))
+            atomic_write(outdir / "messages.csv", lambda f: write_messages_csv(f, msgs, redaction))
             atomic_write(outdir / "calls.json", lambda f: f.write(json.dumps(doc, indent=1, ensure_ascii=False)))
             atomic_write(outdir / "calls.parquet", lambda f: calls.to_parquet(f, index=False), binary=True)
             atomic_write(outdir / "report.html", lambda f: f.write(html))
