@@ -512,8 +512,7 @@ class _Streamed:
         self.failed = 0
         self.summary = calls_report.SummaryCounts()
         self.json = calls_report.JsonCallsWriter(output) if fmt == "json" else None
-        if fmt == "csv":
-            calls_report.CsvCallsWriter(output)  # the header line
+        self.csv = calls_report.CsvCallsWriter(output) if fmt == "csv" else None
 
     def add(self, r: CallReport) -> None:
         self.take(self.prepare(r))
@@ -554,10 +553,10 @@ class _Streamed:
             return
         if self.json is not None:
             self.json.add_text(w.text)
-        elif self.fmt == "jsonl":
-            self.output.write(w.text + "\n")
+        elif self.csv is not None:
+            self.csv.add_text(w.text)
         else:
-            self.output.write(w.text)
+            self.output.write(w.text + "\n")  # jsonl
 
     def close(self, result: Analysis) -> None:
         if self.json is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -13,7 +12,7 @@ from typing import IO, TYPE_CHECKING, Any
 from analyzer.diagnose.security import SecurityFinding
 from analyzer.diagnose.verdict import Breaking, CallReport
 from analyzer.report.columns import iso_time
-from analyzer.report.render import TEXT_COLUMNS, defuse
+from analyzer.report.render import TEXT_COLUMNS, Appender, defuse
 from analyzer.sip.message import SipMessage
 from analyzer.sip.redact import REDACTED, Redaction, scrub
 
@@ -256,21 +255,22 @@ class CsvCallsWriter:
         csv.writer(out, lineterminator="\n").writerow(CALL_COLUMNS)
 
     def add(self, r: CallReport) -> None:
-        self.out.write(call_csv_line(r))
+        self.add_text(call_csv_line(r))
+
+    def add_text(self, line: str) -> None:
+        """A call as :func:`call_csv_line` wrote it."""
+        self.out.write(line)
 
 
-_CSV_LINE = io.StringIO()
-_CSV_WRITER = csv.writer(_CSV_LINE, lineterminator="\n")
+_CSV_LINES: list[str] = []
+_CSV_WRITER = csv.writer(Appender(_CSV_LINES), lineterminator="\n")
 
 
 def call_csv_line(r: CallReport) -> str:
     """A call's row of ``--format csv`` and calls.csv, with its line end."""
     row = call_row(r)
     _CSV_WRITER.writerow([_csv_cell(col, row[col]) for col in CALL_COLUMNS])
-    line = _CSV_LINE.getvalue()
-    _CSV_LINE.seek(0)
-    _CSV_LINE.truncate()
-    return line
+    return _CSV_LINES.pop()
 
 
 def write_calls_csv(out: IO[str], reports: Iterable[CallReport]) -> None:

@@ -111,7 +111,7 @@ class CsvText(RowText):
         super().__init__(columns)
         self._lines: list[str] = []
         # csv's writer hands over each row as one string, to the ``write`` it is given
-        self._writer = csv.writer(_Appender(self._lines), lineterminator="\n")
+        self._writer = csv.writer(Appender(self._lines), lineterminator="\n")
         self._text = [i for i, c in enumerate(columns) if c.name in TEXT_COLUMNS]  # the others hold no wire text
         self._commas = len(columns) - 1
         """Commas in a joined row whose cells hold none (a row of one cell is always the writer's:
@@ -137,8 +137,9 @@ class CsvText(RowText):
         return self._lines.pop()
 
 
-class _Appender:
-    """A file-like ``write`` that keeps what it is given, in a list."""
+class Appender:
+    """A file-like ``write`` that keeps what it is given, in a list (csv's writer hands over
+    each row as one string)."""
 
     __slots__ = ("write",)
 
