@@ -573,10 +573,8 @@ class _Run:
     def _watermark(self) -> int:
         """No conversation still to be reported starts before this: the open ones start later,
         and new ones start at the time reached (in a capture whose clock only goes forward)."""
-        conversations = self.store.conversations
-        if not conversations:
-            return self.last_ns
-        return min([c.start_ns for c in conversations.values()])
+        first = self.store.first_start()
+        return self.last_ns if first is None else first
 
     def finish(self) -> None:
         st = self.decoder.stats

@@ -8,6 +8,7 @@ by then (streaming and live mode), ``CallStore.finish()`` every one at the end o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from heapq import heapify, heappop, heappush
 
 from analyzer.correlate.model import Conversation, Kind, Transaction, TxKey, hostport
 from analyzer.sip.fields import split_commas
@@ -112,6 +113,12 @@ the new call (:attr:`analyzer.correlate.model.Conversation.follows_ns`); later, 
 MAX_OPEN = 200_000
 """Default bound on open conversations (``--max-open``), live and offline: about 4 KiB each."""
 
+_Key = tuple[str, Kind]
+_Entry = tuple[int, int, _Key, int]
+"""A conversation in one of the store's heaps: (the time it is ordered by, its place in the
+order conversations were opened, its key, its start: a key reused by a later conversation
+has another start, so an entry left over from one that was handed out is told apart)."""
+
 
 @dataclass(slots=True)
 class CallStore:
@@ -133,6 +140,14 @@ class CallStore:
     retransmissions: int = 0
     max_open: int = MAX_OPEN
     evicted: int = 0
+    opened: int = 0
+    """Conversations opened so far."""
+    _by_start: list[_Entry] = field(default_factory=list)
+    """Heap of the open conversations by start, and of some already handed out (skipped when
+    met): :meth:`first_start` without a pass over every open one at each sweep."""
+    _by_last: list[_Entry] = field(default_factory=list)
+    """Heap of the open conversations by their last message as of when it was pushed (raised
+    when met): :meth:`expire` looks only at those quiet long enough to be over."""
 
     def feed(self, msg: SipMessage) -> None:
         self.messages += 1
@@ -144,7 +159,7 @@ class CallStore:
         if kind is not Kind.CALL:
             conv, follows = self._open((msg.call_id, kind), ts)
         if conv is None:
-            conv = self.conversations[(msg.call_id, kind)] = Conversation(msg.call_id, kind, follows_ns=follows)
+            conv = self._new(msg.call_id, kind, follows, ts)
         conv.messages.append(msg)
         conv.last_ns = max(conv.last_ns, ts)
         if self._file(conv, msg, method):
@@ -154,6 +169,14 @@ class CallStore:
             self._note_end(conv, msg, method)
         elif msg.status == 0 and method != "ACK":
             conv.ended_ns = 0  # a new request (the INVITE after a 407, a re-REGISTER …) reopens it
+
+    def _new(self, call_id: str, kind: Kind, follows: int, ts_ns: int) -> Conversation:
+        key = (call_id, kind)
+        conv = self.conversations[key] = Conversation(call_id, kind, follows_ns=follows)
+        self.opened += 1
+        heappush(self._by_start, (ts_ns, self.opened, key, ts_ns))
+        heappush(self._by_last, (ts_ns, self.opened, key, ts_ns))
+        return conv
 
     def _open(self, key: tuple[str, Kind], ts_ns: int) -> tuple[Conversation | None, int]:
         """The open conversation ``key`` for a message at ``ts_ns``, None when there is none;
@@ -186,7 +209,20 @@ class CallStore:
         out = [*self.over, *self.conversations.values()]
         self.over = []
         self.conversations.clear()
+        self._by_start.clear()
+        self._by_last.clear()
         return out
+
+    def first_start(self) -> int | None:
+        """The earliest start of the open conversations (None when there is none)."""
+        heap, conversations = self._by_start, self.conversations
+        while heap:
+            start, _, key, _ = heap[0]
+            conv = conversations.get(key)
+            if conv is not None and conv.start_ns == start:
+                return start
+            heappop(heap)
+        return None
 
     def expire(self, now_ns: int) -> list[Conversation]:
         """Conversations over by ``now_ns`` (capture time), removed from the store.
@@ -195,12 +231,7 @@ class CallStore:
         after :data:`SETUP_IDLE_NS`; answered ones without a BYE after :data:`CALL_IDLE_NS`;
         and the oldest beyond ``max_open``.
         """
-        quiet = now_ns - LINGER_NS  # the shortest idle limit: nothing newer can be over
-        done = [
-            self.conversations.pop(k)
-            for k, c in list(self.conversations.items())
-            if c.last_ns <= quiet and is_over(c, now_ns)
-        ]
+        done = [self.conversations.pop(key) for _, _, key, _ in self._quiet_over(now_ns)]
         gone = self.gone
         for call_id in [k for k, (_, over) in gone.items() if now_ns >= over + CAME_BACK_NS]:
             del gone[call_id]
@@ -214,7 +245,45 @@ class CallStore:
             oldest = sorted(self.conversations, key=lambda k: self.conversations[k].last_ns)[:excess]
             out += [self.conversations.pop(k) for k in oldest]
             self.evicted += excess
+        self._compact()
         return out
+
+    def _quiet_over(self, now_ns: int) -> list[_Entry]:
+        """The entries of the open conversations over by ``now_ns``, in the order they were
+        opened (the store's order). Only those whose last message is :data:`LINGER_NS` old
+        (the shortest idle limit) are looked at; those not over yet are looked at again at
+        the next call, as a message that changes their limit also moves their last one."""
+        quiet = now_ns - LINGER_NS
+        heap, conversations = self._by_last, self.conversations
+        over: list[_Entry] = []
+        waiting: list[_Entry] = []
+        while heap and heap[0][0] <= quiet:
+            entry = heappop(heap)
+            _, order, key, start = entry
+            conv = conversations.get(key)
+            if conv is None or conv.start_ns != start:
+                continue  # handed out already
+            if conv.last_ns > quiet:
+                heappush(heap, (conv.last_ns, order, key, start))
+            elif is_over(conv, now_ns):
+                over.append(entry)
+            else:
+                waiting.append(entry)
+        for entry in waiting:
+            heappush(heap, entry)
+        over.sort(key=lambda e: e[1])
+        return over
+
+    def _compact(self) -> None:
+        """Rebuild the heaps from the open conversations when handed-out ones are most of
+        them: one long call at the top keeps every later one's entry by start."""
+        if len(self._by_start) + len(self._by_last) <= 4 * len(self.conversations) + 4096:
+            return
+        entries = [(c.start_ns, i, key, c.start_ns) for i, (key, c) in enumerate(self.conversations.items())]
+        self._by_start = entries
+        self._by_last = [(self.conversations[key].last_ns, i, key, start) for _, i, key, start in entries]
+        heapify(self._by_start)
+        heapify(self._by_last)
 
     # -- transactions --------------------------------------------------------------------
     def _file(self, conv: Conversation, msg: SipMessage, method: str) -> bool:

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from analyzer.correlate.model import Conversation, ConversationKey, Kind
-from analyzer.correlate.store import CHALLENGE_IDLE_NS, LINGER_NS, CallStore, _top_branch, _top_branch_text
+from analyzer.correlate.store import CHALLENGE_IDLE_NS, LINGER_NS, CallStore, _top_branch, _top_branch_text, is_over
 from analyzer.diagnose.verdict import diagnose
 from analyzer.errors import SipflowError
 from analyzer.reader import read_messages
@@ -169,3 +169,58 @@ def test_a_call_id_that_comes_back_is_another_call_noted(sample_pcaps: Path, aft
         assert len(found) == (1 if noted else 0)
         for finding in found:
             assert finding.explanation.startswith(f"Its Call-ID came back {after_s:,}.0 s after the last message of")
+
+
+def _brute_over(store: CallStore, now_ns: int) -> list[tuple[str, Kind]]:
+    """Which open conversations :meth:`CallStore.expire` must hand out by ``now_ns``, found by
+    looking at every one, in the store's order."""
+    quiet = now_ns - LINGER_NS
+    return [k for k, c in store.conversations.items() if c.last_ns <= quiet and is_over(c, now_ns)]
+
+
+@given(
+    st.lists(st.integers(-1_000, 1_000), min_size=1, max_size=3),
+    st.sets(st.integers(0, 400)),
+    st.integers(0, 400),
+)
+def test_expire_and_first_start_agree_with_a_look_at_every_conversation(
+    shared_pcaps: Path, offsets_s: list[int], sweeps: set[int], ahead_s: int
+) -> None:
+    """The store's heaps give what a pass over every open conversation gives, also where the
+    clock goes back (copies of a capture shifted earlier) and a Call-ID comes back."""
+    msgs = list(read_messages(shared_pcaps / AAA))
+    stream = [m for offset in offsets_s for m in _again(msgs, offset * 1_000_000_000)]
+    store = CallStore()
+    for i, m in enumerate(stream):
+        store.feed(m)
+        starts = [c.start_ns for c in store.conversations.values()]
+        assert store.first_start() == (min(starts) if starts else None)
+        if i in sweeps:
+            now = m.origin.ts_ns + ahead_s * 1_000_000_000
+            expected = _brute_over(store, now)
+            held = len(store.over)
+            out = store.expire(now)
+            assert [(c.call_id, c.kind) for c in out[held:]] == expected
+    store.finish()
+    assert store.first_start() is None
+
+
+def test_the_heaps_stay_near_the_open_conversations(sample_pcaps: Path) -> None:
+    """A call answered and never ended stays open 4 hours; the calls after it come and go,
+    and what the store keeps of them is rebuilt away."""
+    call = [m for m in read_messages(sample_pcaps / "udp_call.pcap") if m.call_id == "1-udp_call@198.18.0.1"]
+    answered = [m for m in call if m.method != "BYE" and m.cseq_method != "BYE"]
+    store = CallStore()
+    for m in answered:
+        store.feed(m)
+    first = answered[0].origin.ts_ns
+    for n in range(1, 5_001):
+        ts = first + n * 1_000_000_000
+        for m in call:
+            store.feed(m._replace(call_id=f"{n}-again", origin=m.origin._replace(ts_ns=ts)))
+        if not n % 100:
+            store.expire(ts)
+            assert store.first_start() == first
+            assert len(store._by_start) + len(store._by_last) <= 4 * len(store.conversations) + 4096
+    assert len(store.conversations) == 1 + 32  # the open call, and the calls of the last 32 s
+    assert len(store._by_start) < 1_000  # rebuilt: 5,000 calls came and went after the open one
