@@ -371,7 +371,7 @@ def _follow(
     run.store.max_open = max_open
     watch = run.watch if me == 0 else None
     run.marks = mark
-    end = follow(recv, me, run.correlate, decoder.stats.unreachable, run.sweep, watch.message if watch else None)
+    end = follow(recv, me, run.correlate, decoder.stats.unreachable, run.sweep, watch)
     if end is None:
         return 0, watch  # the reading process stopped: its error is the one to tell
     decoder.stats.last_ts_ns = end

@@ -17,10 +17,10 @@ import fcntl
 import pickle
 from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection
-from typing import cast
+from typing import Protocol, cast
 
 from analyzer.decode.pipeline import Unreachable
-from analyzer.sip.message import Packed, SipMessage, packed, unpacked
+from analyzer.sip.message import PACKED_STATUS, PACKED_TS, Packed, SipMessage, packed, unpacked
 
 BATCH = 256
 """Messages sent at a time."""
@@ -34,6 +34,16 @@ waited for each batch to be taken, 1 s of 6 on the all-SIP benchmark)."""
 
 _Item = Packed | Unreachable | int
 """A message, an ICMP error, or a sweep (the time it sweeps by)."""
+
+
+class Watch(Protocol):
+    """What watches every message (:class:`analyzer.diagnose.security.SecurityWatch`)."""
+
+    def message(self, msg: SipMessage) -> None:
+        """A message, in the order read."""
+
+    def tick(self, ts_ns: int) -> None:
+        """What :meth:`message` of a provisional response does: the time it was read at."""
 
 
 class Relay:
@@ -126,7 +136,7 @@ def follow(
     feed: Callable[[SipMessage], None],
     icmp: list[Unreachable],
     sweep: Callable[[int], None],
-    watch: Callable[[SipMessage], None] | None = None,
+    watch: Watch | None = None,
 ) -> int | None:
     """The side of the process of share ``me``: each of its messages to ``feed``, each ICMP
     error onto ``icmp``, each sweep to ``sweep``, in the order they were read; with ``watch``
@@ -172,10 +182,11 @@ def _take_all(
     shares: list[Iterator[_Item]],
     me: int,
     take: _Take,
-    watch: Callable[[SipMessage], None],
+    watch: Watch,
 ) -> None:
     """Every message of a batch to ``watch`` in the order read (``owners``: the share of
-    each), and share ``me``'s items to ``take``, in their place."""
+    each), and share ``me``'s items to ``take``, in their place. Another share's provisional
+    responses are not made messages again: the watch needs only their time."""
     for k in owners:
         share = shares[k]
         item = next(share)
@@ -183,9 +194,13 @@ def _take_all(
             if k == me:
                 take(item)
             item = next(share)
-        msg = unpacked(item)
-        watch(msg)
         if k == me:
+            msg = unpacked(item)
+            watch.message(msg)
             take.feed(msg)
+        elif 100 <= item[PACKED_STATUS] < 200:
+            watch.tick(item[PACKED_TS])
+        else:
+            watch.message(unpacked(item))
     for rest in shares[me]:  # ICMP errors and sweeps after the batch's last message
         take(rest)

@@ -29,6 +29,25 @@ def _hand_on(capture: str, sends: list[multiprocessing.connection.Connection]) -
     return messages, decoder
 
 
+class _Watched(list[tuple[str, SipMessage | int]]):
+    """What a watch was given: ("message", the message) or ("tick", a time)."""
+
+    def message(self, msg: SipMessage) -> None:
+        self.append(("message", msg))
+
+    def tick(self, ts_ns: int) -> None:
+        self.append(("tick", ts_ns))
+
+
+def _watched(messages: list[SipMessage], me: int) -> list[tuple[str, SipMessage | int]]:
+    """What the process of share ``me`` watches: every message in the order read, of another
+    share's provisional responses only the time."""
+    return [
+        ("tick", m.origin.ts_ns) if shard_of(m.call_id, 2) != me and 100 <= m.status < 200 else ("message", m)
+        for m in messages
+    ]
+
+
 def test_each_process_gets_its_messages_and_every_icmp_error() -> None:
     """rule_timeout.pcap: INVITEs to a dead address, ICMP errors between them. The process
     of share 0 also watches every message."""
@@ -36,14 +55,14 @@ def test_each_process_gets_its_messages_and_every_icmp_error() -> None:
     messages, decoder = _hand_on("rule_timeout.pcap", [send for _, send in pipes])
     got: list[list[SipMessage]] = [[], []]
     icmp: list[list[Unreachable]] = [[], []]
-    watched: list[SipMessage] = []
+    watched = _Watched()
     sweeps: list[list[int]] = [[], []]
     ends = [
-        follow(pipes[0][0], 0, got[0].append, icmp[0], sweeps[0].append, watched.append),
+        follow(pipes[0][0], 0, got[0].append, icmp[0], sweeps[0].append, watched),
         follow(pipes[1][0], 1, got[1].append, icmp[1], sweeps[1].append),
     ]
     assert ends == [decoder.stats.last_ts_ns] * 2 and len(decoder.stats.unreachable) == 14
-    assert watched == messages
+    assert watched == _watched(messages, 0)
     for me in (0, 1):
         assert got[me] == [m for m in messages if shard_of(m.call_id, 2) == me]
     assert icmp == [decoder.stats.unreachable] * 2
@@ -67,7 +86,7 @@ def test_icmp_errors_come_in_their_place_among_the_messages() -> None:
     (first, to_first), (second, to_second) = _pipes(2)
     _hand_on("rule_timeout.pcap", [to_first, to_second])
     frames: list[list[int]] = [[], []]
-    follow(first, 0, lambda m: frames[0].append(m.frame), _Log(frames[0]), lambda now: None, lambda m: None)
+    follow(first, 0, lambda m: frames[0].append(m.frame), _Log(frames[0]), lambda now: None, _Watched())
     follow(second, 1, lambda m: frames[1].append(m.frame), _Log(frames[1]), lambda now: None)
     assert [len(f) for f in frames] == [14 + 14, 7 + 14] and all(f == sorted(f) for f in frames)
 
@@ -86,3 +105,14 @@ def test_a_reader_that_stops_early_ends_the_others_without_a_result() -> None:
     roomy(recv)
     send.close()
     assert follow(recv, 0, lambda m: None, [], lambda now: None) is None
+
+
+def test_another_shares_provisional_responses_reach_the_watch_as_their_time() -> None:
+    """rule_forking.pcap: a forked call's 180s from several phones, 12 in the other share."""
+    pipes = _pipes(2)
+    messages, _ = _hand_on("rule_forking.pcap", [send for _, send in pipes])
+    watched = _Watched()
+    follow(pipes[0][0], 0, lambda m: None, [], lambda now: None, watched)
+    follow(pipes[1][0], 1, lambda m: None, [], lambda now: None)
+    assert watched == _watched(messages, 0)
+    assert [kind for kind, _ in watched].count("tick") == 12

@@ -310,9 +310,13 @@ class CallStore:
 
     @staticmethod
     def _response(tx: Transaction, msg: SipMessage) -> bool:
-        to = msg.headers.get("to") or ""
+        to: str | None = None  # looked up only for a response of a status seen before
         for prev in tx.responses:
-            if prev.status == msg.status and (prev.headers.get("to") or "") == to:
+            if prev.status != msg.status:
+                continue
+            if to is None:
+                to = msg.headers.get("to") or ""
+            if (prev.headers.get("to") or "") == to:
                 tx.response_retransmissions += 1
                 return True
         tx.add_response(msg)

@@ -400,15 +400,19 @@ class SecurityWatch:
 
     # -- public ----------------------------------------------------------------------------
     def message(self, msg: SipMessage) -> None:
-        ts = msg.origin.ts_ns
-        if self._first_ns is None:
-            self._first_ns = ts
-        self._now_ns = max(self._now_ns, ts)
-        self._confirm_candidates()
+        self.tick(msg.origin.ts_ns)
         if msg.status == 0:
             self._request(msg)
-        else:
+        elif msg.status >= 200:
             self._response(msg)
+
+    def tick(self, ts_ns: int) -> None:
+        """The capture's time has reached ``ts_ns``: all a provisional response tells the
+        watch (:meth:`message` of one does no more)."""
+        if self._first_ns is None:
+            self._first_ns = ts_ns
+        self._now_ns = max(self._now_ns, ts_ns)
+        self._confirm_candidates()
 
     def report(self, r: CallReport) -> None:
         """A finished conversation: unanswered calls and international attempts."""
@@ -548,11 +552,10 @@ class SecurityWatch:
 
     # -- responses ---------------------------------------------------------------------------
     def _response(self, msg: SipMessage) -> None:
-        if msg.status < 200:
-            return
-        pending = self._pending.pop((msg.call_id, msg.cseq, top_branch(msg)))
-        if pending is not None:
-            self._answered(msg, pending)
+        if self._pending.items:  # none waits for an answer (no REGISTER yet): no Via to read
+            pending = self._pending.pop((msg.call_id, msg.cseq, top_branch(msg)))
+            if pending is not None:
+                self._answered(msg, pending)
         self._spoof_check(msg)
 
     def _answered(self, msg: SipMessage, p: _Pending) -> None:

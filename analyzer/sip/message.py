@@ -169,6 +169,10 @@ Packed = tuple[Any, ...]
 """A message as plain values (:func:`packed`): what one process hands another (``--jobs``)."""
 
 _ORIGIN_FIELDS = len(Origin._fields)
+PACKED_TS = Origin._fields.index("ts_ns")
+"""Where a packed message holds its time."""
+PACKED_STATUS = _ORIGIN_FIELDS + 1
+"""Where a packed message holds its status (0 for a request)."""
 
 
 def packed(msg: SipMessage) -> Packed:
