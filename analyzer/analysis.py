@@ -6,6 +6,7 @@ import contextlib
 import gc
 import heapq
 import io
+import itertools
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from analyzer import shards as sharing
 from analyzer.capture.source import read_once
-from analyzer.correlate.model import ConversationKey
+from analyzer.correlate.model import Conversation, ConversationKey
 from analyzer.correlate.store import MAX_OPEN, CallStore
 from analyzer.decode.pipeline import Decoder, DecodeStats, Unreachable
 from analyzer.diagnose.security import ReportNote, SecurityConfig, SecurityFinding, SecurityWatch, report_note
@@ -506,6 +507,11 @@ def _report_order(r: CallReport) -> tuple[int, str, str]:
     return (r.start_ns, r.call_id, str(r.kind))
 
 
+def _conversation_order(c: Conversation) -> tuple[int, str, str]:
+    """:func:`_report_order` of its report."""
+    return (c.start_ns, c.call_id, str(c.kind))
+
+
 def _unhanded(r: CallReport) -> None:
     raise AssertionError(f"the reading process made a report ({r.call_id}): it hands every message on")
 
@@ -583,6 +589,12 @@ class _Run:
         conversations = self.store.finish()
         if self.keep:
             self.by_call = {c.key: c.messages for c in conversations}
-        for c in conversations:
+        # In start order, each report goes as soon as no other can come before it: a process
+        # of the calls sends its reports while it still diagnoses, not all after the last.
+        conversations.sort(key=_conversation_order)
+        for c, after in itertools.pairwise(conversations):
             self._hold(diagnose(c, end, icmp))
+            self.pending.release(after.start_ns)
+        if conversations:
+            self._hold(diagnose(conversations[-1], end, icmp))
         self.pending.release()

@@ -17,9 +17,9 @@ import pytest
 import analyzer.analysis as analysis
 import analyzer.shards as shards
 from analyzer.analysis import analyze
-from analyzer.correlate.model import Outcome
+from analyzer.correlate.model import Conversation, Outcome
 from analyzer.correlate.store import CallStore
-from analyzer.decode.pipeline import Decoder
+from analyzer.decode.pipeline import Decoder, Unreachable
 from analyzer.diagnose.security import ReportNote, SecurityWatch
 from analyzer.diagnose.verdict import CallReport, diagnose
 from analyzer.errors import CaptureOpenError, SipflowError
@@ -245,6 +245,27 @@ def test_two_reports_of_one_key_are_held_in_turn() -> None:
     run._hold(second)
     run.pending.release(conv.start_ns + 1)
     assert out == [first, second]
+
+
+def test_at_the_end_each_report_goes_once_none_can_come_before_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The conversations open at the end are diagnosed in start order, and each report is
+    handed over as soon as no later one can start before it (a process of the calls sends
+    them while it still diagnoses), in the order of holding them all until the last."""
+    diagnosed: list[str] = []
+
+    def counted(c: Conversation, end: int, icmp: tuple[Unreachable, ...] = ()) -> CallReport:
+        diagnosed.append(c.call_id)
+        return diagnose(c, end, icmp)
+
+    monkeypatch.setattr(analysis, "diagnose", counted)
+    handed: list[tuple[str, int]] = []
+    run = analysis._Run(Decoder(), False, lambda r: handed.append((r.call_id, len(diagnosed))))
+    for msg in MessageReader(SAMPLES / "rule_loop.pcap"):
+        run.correlate(msg)
+    run.finish()
+    kept = [r.call_id for r in analyze(SAMPLES / "rule_loop.pcap").calls]
+    assert [call_id for call_id, _ in handed] == kept and len(kept) == 2
+    assert [when for _, when in handed] == [1, 2]  # the first went before the second was diagnosed
 
 
 def test_several_processes_on_several_files(monkeypatch: pytest.MonkeyPatch) -> None:
