@@ -71,7 +71,7 @@ def _top_branch(msg: SipMessage) -> str:
     # The usual Via, on one line of its own with a magic-cookie branch, read from the raw
     # bytes; anything else the long way below, which gives the same for the usual one.
     raw = msg.headers.first_line("via")
-    if raw is not None and b"," not in raw:
+    if raw is not None and raw.find(b",") < 0:
         i = raw.lower().find(b"branch=")
         if i >= 0:
             branch = raw[i + 7 :].split(b";", 1)[0].decode("ascii").strip()

@@ -76,7 +76,7 @@ def _codecs(msg: SipMessage | None) -> str:
 
 
 def _with_sdp(msg: SipMessage) -> bool:
-    return bool(msg.body) and b"m=" in msg.body
+    return bool(msg.body) and msg.body.find(b"m=") >= 0
 
 
 def early_media_rejected(i: RuleInput) -> Finding | None:
