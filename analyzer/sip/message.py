@@ -200,21 +200,30 @@ def packed(msg: SipMessage) -> Packed:
     )
 
 
+_new_tuple: Any = tuple.__new__
+"""What a NamedTuple's constructor calls with its fields: called directly, without the
+constructor's own Python frame (a third of :func:`unpacked`'s time)."""
+
+
 def unpacked(values: Packed) -> SipMessage:
     """The message :func:`packed` gave ``values`` for (equal to it)."""
     n = _ORIGIN_FIELDS
     method, status, reason, uri, call_id, cseq, cseq_method, data, start, end, body, raw, defects = values[n:]
-    return SipMessage(
-        Origin._make(values[:n]),
-        method,
-        status,
-        reason,
-        uri,
-        call_id,
-        cseq,
-        cseq_method,
-        Headers(raw if data is None else data, start, end),
-        raw[len(raw) - body :] if type(body) is int else body,
-        raw,
-        defects,
+    msg: SipMessage = _new_tuple(
+        SipMessage,
+        (
+            _new_tuple(Origin, values[:n]),
+            method,
+            status,
+            reason,
+            uri,
+            call_id,
+            cseq,
+            cseq_method,
+            Headers(raw if data is None else data, start, end),
+            raw[len(raw) - body :] if type(body) is int else body,
+            raw,
+            defects,
+        ),
     )
+    return msg
