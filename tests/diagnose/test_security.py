@@ -159,6 +159,11 @@ def test_scanner_from_marks() -> None:
     vicious = raw.replace(b"From: <sip:nm@nm>", b'From: "sipvicious"<sip:100@1.1.1.1>')
     msg = parse_message(vicious, nmap.origin)
     assert scanner_tool(msg) == ("sipvicious", "From names sipvicious")
+    # header values are read in any case: so are the marks (the bytes' first look missed these)
+    odd = parse_message(raw.replace(b"From: <sip:nm@nm>", b'From: "SiPvIcIoUs"<sip:100@1.1.1.1>'), nmap.origin)
+    assert scanner_tool(odd) == ("sipvicious", "From names sipvicious")
+    shouted = parse_message(raw.replace(b"<sip:nm@nm>", b"<SIP:NM@NM>"), nmap.origin)
+    assert scanner_tool(shouted) == ("nmap", "From sip:nm@nm")
 
 
 def test_scanner_one_finding_per_source() -> None:
@@ -196,6 +201,19 @@ def test_bruteforce_needs_ten_refusals_in_a_minute() -> None:
     assert f.details_dict == {"usernames": 1, "examples": "100"}
     guess(watch, "203.0.113.20", 10, T0 + 50 * _S, status=403)
     assert rules(watch) == [("register_bruteforce", "medium", "203.0.113.20", 11)]
+
+
+def test_credentials_in_any_case_count() -> None:
+    """A header name is read in any case (RFC 3261 §7.3.1): so are the credentials of a guesser
+    that writes AUTHORIZATION or aUtHoRiZaTiOn (the watch's first look at the bytes missed it)."""
+    for n, name in enumerate(["AUTHORIZATION", "aUtHoRiZaTiOn", "Proxy-AuthoriZation"]):
+        watch = SecurityWatch()
+        for k in range(10):
+            header = creds("100").replace("Authorization", name)
+            frame = 100 * n + 2 * k
+            watch.message(request("REGISTER", "203.0.113.24", T0 + k * _S, frame, f"r{n}-{k}", headers=header))
+            watch.message(response(401, "203.0.113.24", T0 + k * _S, frame + 1, f"r{n}-{k}", f"z9hG4bK{frame}"))
+        assert rules(watch) == [("register_bruteforce", "medium", "203.0.113.24", 10)], name
 
 
 def test_bruteforce_slow_retries_and_stale_nonces_do_not_count() -> None:
