@@ -6,7 +6,6 @@ import contextlib
 import gc
 import heapq
 import io
-import itertools
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -503,13 +502,9 @@ def _analyze_parallel(
     return part
 
 
-def _report_order(r: CallReport) -> tuple[int, str, str]:
+def _report_order(r: CallReport | Conversation) -> tuple[int, str, str]:
+    """Where a report goes in start order; of a conversation, where its report goes."""
     return (r.start_ns, r.call_id, str(r.kind))
-
-
-def _conversation_order(c: Conversation) -> tuple[int, str, str]:
-    """:func:`_report_order` of its report."""
-    return (c.start_ns, c.call_id, str(c.kind))
 
 
 def _unhanded(r: CallReport) -> None:
@@ -591,10 +586,8 @@ class _Run:
             self.by_call = {c.key: c.messages for c in conversations}
         # In start order, each report goes as soon as no other can come before it: a process
         # of the calls sends its reports while it still diagnoses, not all after the last.
-        conversations.sort(key=_conversation_order)
-        for c, after in itertools.pairwise(conversations):
+        conversations.sort(key=_report_order)
+        for c in conversations:
+            self.pending.release(c.start_ns)
             self._hold(diagnose(c, end, icmp))
-            self.pending.release(after.start_ns)
-        if conversations:
-            self._hold(diagnose(conversations[-1], end, icmp))
         self.pending.release()
