@@ -376,7 +376,7 @@ def _follow(
         return 0, watch  # the reading process stopped: its error is the one to tell
     decoder.stats.last_ts_ns = end
     run.finish()
-    return run.store.evicted, watch
+    return run.store.evicted, watch.settled() if watch is not None else None
 
 
 def usable_captures(paths: Sequence[str]) -> tuple[list[str], list[str]]:

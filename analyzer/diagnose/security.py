@@ -430,6 +430,18 @@ class SecurityWatch:
         if note.number:
             self._international(note.src, note, note.number, note.frame)
 
+    def settled(self) -> SecurityWatch:
+        """This watch once every message is in, without what only messages read: the open
+        transactions, the Call-IDs and paths seen, the responses waiting to be called spoofed.
+        :meth:`replay`, :meth:`findings` and :attr:`evicted` give what they gave; no message
+        may follow. A process of the calls hands this on, not the whole watch (all-SIP: its
+        20,000 Call-IDs took 45 ms to pickle and 16 ms to unpickle, at the end of the run)."""
+        for table in (self._pending, self._calls, self._paths):
+            table.items.clear()
+            table.last_evicted = None
+        self._candidates.clear()
+        return self
+
     def findings(self) -> list[SecurityFinding]:
         """Everything found so far: most severe first, then by time."""
         out = [t.freeze() for t in self._tallies.values()]

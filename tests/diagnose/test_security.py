@@ -4,6 +4,7 @@ fires), and each rule's thresholds on small message sequences built by the parse
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from pathlib import Path
 
 import pytest
@@ -450,3 +451,38 @@ def test_tables_are_bounded() -> None:
     for n in range(20):
         watch.message(request("INVITE", f"198.51.100.{n + 1}", T0 + n, 200 + n, f"i{n}"))
     assert watch.evicted["sources"] == 12
+
+
+def test_a_settled_watch_replays_and_finds_as_before(base_report: CallReport) -> None:
+    """What a process of the calls hands on once every message is in (``settled``): the same
+    findings, counts of what was forgot, and replay of reports, without the message tables."""
+
+    def fed() -> SecurityWatch:
+        watch = SecurityWatch(SecurityConfig(max_calls=256))
+        for n in range(400):
+            ua = "User-Agent: friendly-scanner\r\n"
+            watch.message(request("OPTIONS", "203.0.113.9", T0 + n, n + 1, f"o{n}", headers=ua))
+        guess(watch, "203.0.113.61", 100, T0 + _S)  # refused, and it never registers
+        watch.message(request("REGISTER", "203.0.113.62", T0 + 2 * _S, 300, "open-reg"))  # no answer yet
+        return watch
+
+    whole, settled = fed(), fed().settled()
+    assert len(pickle.dumps(settled)) < len(pickle.dumps(whole)) // 4
+    assert settled.evicted == whole.evicted == {
+        "sources": 0,
+        "pending": 0,
+        "calls": 146,
+        "paths": 0,
+        "findings": 0,
+        "candidates": 0,
+    }
+    for watch in (whole, settled):
+        watch.report(_report(base_report, 7, "203.0.113.61", T0 + 3 * _S, Outcome.AUTH_FAILED, "0097239287044"))
+        for n in range(50):
+            watch.report(_report(base_report, 10 + n, "203.0.113.50", T0 + n * _S, Outcome.TIMEOUT))
+    assert settled.findings() == whole.findings()
+    assert [(f.rule, f.src, f.count) for f in settled.findings()] == [
+        ("scanner", "203.0.113.9", 400),
+        ("toll_fraud", "203.0.113.61", 1),
+        ("invite_flood", "203.0.113.50", 50),
+    ]
