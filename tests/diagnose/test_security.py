@@ -468,14 +468,18 @@ def test_a_settled_watch_replays_and_finds_as_before(base_report: CallReport) ->
 
     whole, settled = fed(), fed().settled()
     assert len(pickle.dumps(settled)) < len(pickle.dumps(whole)) // 4
-    assert settled.evicted == whole.evicted == {
-        "sources": 0,
-        "pending": 0,
-        "calls": 146,
-        "paths": 0,
-        "findings": 0,
-        "candidates": 0,
-    }
+    assert (
+        settled.evicted
+        == whole.evicted
+        == {
+            "sources": 0,
+            "pending": 0,
+            "calls": 146,
+            "paths": 0,
+            "findings": 0,
+            "candidates": 0,
+        }
+    )
     for watch in (whole, settled):
         watch.report(_report(base_report, 7, "203.0.113.61", T0 + 3 * _S, Outcome.AUTH_FAILED, "0097239287044"))
         for n in range(50):
