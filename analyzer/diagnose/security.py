@@ -280,19 +280,21 @@ class _Tally:
 # -- small readers ------------------------------------------------------------------------------
 
 
-def scanner_tool(msg: SipMessage) -> tuple[str, str] | None:
-    """``(tool, evidence)`` when a request carries the mark of a known attack tool."""
-    raw = msg.raw
-    agent = msg.headers.get("user-agent")  # one header lookup: cheaper than lowering the whole message
-    if agent:
+def scanner_tool(msg: SipMessage, low_raw: bytes | None = None) -> tuple[str, str] | None:
+    """``(tool, evidence)`` when a request carries the mark of a known attack tool.
+    ``low_raw``: the message's bytes lower-cased, when the caller has them."""
+    # The marks, and the name User-Agent, looked for in the lower-cased bytes: a tool that writes
+    # them in odd case is still seen, and most requests are passed over without a header lookup.
+    # bytes.find, not "in": Python 3.11 first tries a bytes needle as an integer (a TypeError
+    # raised and cleared at each test), 0.1 µs of the 0.4 a test costs.
+    if low_raw is None:
+        low_raw = msg.raw.lower()
+    if low_raw.find(b"user-agent") >= 0:
+        agent = msg.headers.get("user-agent") or ""
         low = agent.lower()
         name = next((s for s in SCANNERS if s in low), None)
         if name is not None:
             return name, f"User-Agent {agent!r}"
-    # The marks the From test below looks for, in the lower-cased bytes: a tool that writes them in
-    # odd case is still seen. bytes.find, not "in": Python 3.11 first tries a bytes needle as an
-    # integer (a TypeError raised and cleared at each test), 0.1 µs of the 0.4 a test costs.
-    low_raw = raw.lower()
     if low_raw.find(b"nm@nm") < 0 and low_raw.find(b"1.1.1.1") < 0 and low_raw.find(b"sipvicious") < 0:
         return None  # no From mark anywhere: skip the From lookup
     # Only the matched mark is quoted from From: it may be a header the user redacts.
@@ -342,8 +344,9 @@ def _damaged(msg: SipMessage) -> bool:
     return " " in cid or "," in cid or ";" in cid or cid.count("@") > 1
 
 
-def _credentials(msg: SipMessage) -> fields.AuthInfo | None:
-    if not msg.may_carry(b"authorization"):  # any case: Authorization, Proxy-Authorization
+def _credentials(msg: SipMessage, low_raw: bytes) -> fields.AuthInfo | None:
+    """``low_raw``: the message's bytes lower-cased (:meth:`SipMessage.may_carry`)."""
+    if low_raw.find(b"authorization") < 0:  # any case: Authorization, Proxy-Authorization
         return None  # most requests carry none: skip two header lookups
     for name in ("authorization", "proxy-authorization"):
         value = msg.headers.get(name)
@@ -481,13 +484,14 @@ class SecurityWatch:
     def _request(self, msg: SipMessage) -> None:
         o = msg.origin
         method = msg.method.upper()
-        self._scanner(msg)
+        low_raw = msg.raw.lower()  # for the scanner's marks and the credentials
+        self._scanner(msg, low_raw)
         new_call = self._remember_call(msg, method)
         path = (o.src_ip, o.dst_ip)
         self._paths.put(path, bool(self._paths.get(path)) or _damaged(msg))
         if method not in ("REGISTER", "INVITE"):
             return  # the rules below read only these (each header lookup costs microseconds)
-        creds = _credentials(msg)
+        creds = _credentials(msg, low_raw)
         if method == "REGISTER" or creds is not None:
             user = creds.username if creds is not None and creds.username else _user_of(msg.headers.get("to"))
             key = (msg.call_id, msg.cseq, top_branch(msg))
@@ -507,8 +511,8 @@ class SecurityWatch:
             call.branches.add(top_branch(msg))
         return new
 
-    def _scanner(self, msg: SipMessage) -> None:
-        found = scanner_tool(msg)
+    def _scanner(self, msg: SipMessage, low_raw: bytes) -> None:
+        found = scanner_tool(msg, low_raw)
         if found is None:
             return
         tool, evidence = found
@@ -672,6 +676,8 @@ class SecurityWatch:
         self._candidates[msg.call_id] = _Candidate(o.src_ip, o.dst_ip, o.ts_ns, o.frame, msg.label)
 
     def _confirm_candidates(self) -> None:
+        if not self._candidates:
+            return
         horizon = self._now_ns - int(self.config.spoof_grace_s * _NS)
         while self._candidates:
             call_id, cand = next(iter(self._candidates.items()))

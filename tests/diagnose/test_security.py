@@ -141,6 +141,8 @@ def test_ordinary_captures_give_no_findings(shared_pcaps: Path, sample_pcaps: Pa
         ("User-Agent: sipcli/v1.8\r\n", "sipcli"),
         ("User-Agent: VaxSIPUserAgent/3.1\r\n", "vaxsipuseragent"),
         ("User-Agent: pplsip\r\n", "pplsip"),
+        ("uSeR-aGeNt: Friendly-Scanner\r\n", "friendly-scanner"),  # names and values in any case
+        ("User-Agent:\r\n\tfriendly-scanner\r\n", "friendly-scanner"),  # folded
         ("User-Agent: sipsak 0.9.6\r\n", None),  # operators' own health checks
         ("User-Agent: Linphone/3.6.1 (eXosip2/4.0.0)\r\n", None),
     ],
