@@ -417,8 +417,10 @@ class SecurityWatch:
         watch (:meth:`message` of one does no more)."""
         if self._first_ns is None:
             self._first_ns = ts_ns
-        self._now_ns = max(self._now_ns, ts_ns)
-        self._confirm_candidates()
+        if ts_ns > self._now_ns:
+            self._now_ns = ts_ns
+        if self._candidates:
+            self._confirm_candidates()
 
     def report(self, r: CallReport) -> None:
         """A finished conversation: unanswered calls and international attempts."""
@@ -488,7 +490,11 @@ class SecurityWatch:
         self._scanner(msg, low_raw)
         new_call = self._remember_call(msg, method)
         path = (o.src_ip, o.dst_ip)
-        self._paths.put(path, bool(self._paths.get(path)) or _damaged(msg))
+        seen = self._paths.get(path)  # True once a damaged request took the path
+        if not seen:
+            damaged = _damaged(msg)
+            if seen is None or damaged:
+                self._paths.put(path, damaged)
         if method not in ("REGISTER", "INVITE"):
             return  # the rules below read only these (each header lookup costs microseconds)
         creds = _credentials(msg, low_raw)
@@ -501,7 +507,8 @@ class SecurityWatch:
 
     def _remember_call(self, msg: SipMessage, method: str) -> bool:
         """Note the Call-ID (and an INVITE's branch); True when no request carried it before."""
-        self._candidates.pop(msg.call_id, None)  # a request uses the Call-ID: the response was real
+        if self._candidates:
+            self._candidates.pop(msg.call_id, None)  # a request uses the Call-ID: the response was real
         call = self._calls.get(msg.call_id)
         new = call is None
         if call is None:
@@ -676,8 +683,6 @@ class SecurityWatch:
         self._candidates[msg.call_id] = _Candidate(o.src_ip, o.dst_ip, o.ts_ns, o.frame, msg.label)
 
     def _confirm_candidates(self) -> None:
-        if not self._candidates:
-            return
         horizon = self._now_ns - int(self.config.spoof_grace_s * _NS)
         while self._candidates:
             call_id, cand = next(iter(self._candidates.items()))

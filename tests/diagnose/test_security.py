@@ -416,11 +416,13 @@ def test_response_cleared_by_its_ack() -> None:
     assert watch.findings() == []
 
 
-@pytest.mark.parametrize("case", ["early", "one-way", "damaged"])
+@pytest.mark.parametrize("case", ["early", "one-way", "damaged", "damaged-path"])
 def test_response_to_no_request_needs_evidence(case: str) -> None:
     watch = SecurityWatch() if case == "one-way" else _spoof_setup()
     if case == "one-way":  # the capture never saw A send B a request
         watch.message(response(200, A, T0, 1, "ping-1", "z9hG4bK1", "OPTIONS", src=B))
+    if case == "damaged-path":  # A sent B a damaged request after a sound one: Call-IDs prove nothing that way
+        watch.message(request("OPTIONS", A, T0 + 20 * _S, 2, "bad call id", dst=B))
     when = T0 + (10 if case == "early" else 40) * _S  # early: may answer a request before the capture
     call_id = "bad call id" if case == "damaged" else "forged"
     watch.message(response(200, A, when, 3, call_id, "z9hG4bKx", "INVITE", src=B))
