@@ -21,7 +21,7 @@ from analyzer.decode.fastpcap import fast_run
 from analyzer.decode.pipeline import Decoder, DecodeStats, Malformed
 from analyzer.limits import DEFAULT_LIMITS, Limits
 from analyzer.reader import MessageReader
-from analyzer.report.columns import Column
+from analyzer.report.columns import Column, cells_of
 from analyzer.report.render import Row
 from analyzer.shards import jobs_for
 from analyzer.sip.message import SipMessage
@@ -78,9 +78,9 @@ class MessageRows:
         reader = self._reader
         assert reader is not None
         if shards == 1:
-            getters = [c.get for c in self.columns]
+            cells = cells_of(self.columns)
             for msg in reader:
-                yield make([g(msg) for g in getters])
+                yield make(cells(msg))
             return
         reader.close()  # each process opens the file for itself
         from analyzer.parallel import Sharded  # multiprocessing: only for several processes
@@ -103,11 +103,11 @@ class MessageRows:
         source = reader.fast_source()
         assert source is not None
         decoder = reader.decoder
-        getters = [c.get for c in self.columns]
+        cells = cells_of(self.columns)
 
         def rows(frame: int, out: list[SipMessage]) -> None:
             for i, msg in enumerate(out):
-                put(((frame, i), make([g(msg) for g in getters])))
+                put(((frame, i), make(cells(msg))))
 
         try:
             for frame, out in fast_run(source, decoder, 1, share=(shard, shards)).by_frame():

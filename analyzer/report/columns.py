@@ -104,3 +104,31 @@ MESSAGE_COLUMNS: tuple[Column, ...] = (
         lambda m: f"{m.cseq} {m.cseq_method}" if m.cseq >= 0 else m.cseq_method,
     ),
 )
+
+
+def message_cells(m: SipMessage) -> list[Value]:
+    """The cells of :data:`MESSAGE_COLUMNS` for ``m``, what their getters give, in one call
+    (a test holds the two equal): ``messages`` makes a row per message, and the ten getter
+    calls took 1.85 µs a row against 1.12 µs for this (all-SIP)."""
+    o = m.origin
+    return [
+        o.frame,
+        iso_time(o.ts_ns),
+        hostport(o.src_ip, o.src_port),
+        hostport(o.dst_ip, o.dst_port),
+        f"{o.transport}+{o.encap}" if o.encap else o.transport,
+        m.method,
+        m.status or None,
+        m.reason,
+        m.call_id,
+        f"{m.cseq} {m.cseq_method}" if m.cseq >= 0 else m.cseq_method,
+    ]
+
+
+def cells_of(columns: tuple[Column, ...]) -> Callable[[SipMessage], list[Value]]:
+    """What makes a message's cells of ``columns``: :func:`message_cells` when they are the
+    catalogue's :data:`MESSAGE_COLUMNS` themselves (none redacted), else each getter in turn."""
+    if len(columns) == len(MESSAGE_COLUMNS) and all(a is b for a, b in zip(columns, MESSAGE_COLUMNS, strict=True)):
+        return message_cells
+    getters = [c.get for c in columns]
+    return lambda m: [g(m) for g in getters]

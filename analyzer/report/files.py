@@ -19,7 +19,7 @@ from analyzer.report.calls import (
     summary_dict,
     write_calls_csv,
 )
-from analyzer.report.columns import MESSAGE_COLUMNS
+from analyzer.report.columns import MESSAGE_COLUMNS, cells_of
 from analyzer.report.html import render_html
 from analyzer.report.render import CsvText, redact_columns, write_lines
 from analyzer.sip.message import SipMessage
@@ -42,8 +42,8 @@ def write_messages_csv(out: TextIO, messages: Iterable[SipMessage], redaction: R
     """messages.csv: the rows ``sipflow messages --format csv`` writes for these messages (the
     same columns and text; columns read from a header ``redaction`` masks show ``…redacted…``)."""
     text = CsvText(redact_columns(MESSAGE_COLUMNS, redaction))
-    getters = [c.get for c in text.columns]
-    write_lines(out, text, (text.line([get(m) for get in getters]) for m in messages))
+    cells = cells_of(text.columns)
+    write_lines(out, text, (text.line(cells(m)) for m in messages))
 
 
 def write_report_dir(

@@ -122,8 +122,10 @@ class CsvText(RowText):
         return self._lines.pop()
 
     def line(self, cells: Row) -> str:
-        for i in self._text:
-            cells[i] = defuse(cells[i])
+        for i in self._text:  # defuse, written out: five calls a message row cost 0.3 µs
+            v = cells[i]
+            if isinstance(v, str) and v[:1] in _FORMULA_FIRST:
+                cells[i] = "'" + v
         joined = ",".join(["" if v is None else str(v) for v in cells])
         if (
             joined.count(",") == self._commas
