@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import TextIO
 
 import pytest
+from click.testing import CliRunner
 
-from analyzer.cli import OutputFile
+from analyzer.cli import OutputFile, main
 
 
 class _Pipe(io.TextIOWrapper):
@@ -72,10 +74,26 @@ def test_a_closed_pipe_ends_quietly(shared_pcaps: Path) -> None:
     assert run.stderr == ""
 
 
-def _sipflow(args: str) -> subprocess.CompletedProcess[str]:
-    """``sipflow ARGS`` run by bash (redirections and process substitution as a user types them)."""
+def test_the_console_script_ends_with_everything_written(shared_pcaps: Path, tmp_path: Path) -> None:
+    """After messages and analyze the process ends without tearing the interpreter down
+    (``cli.run``): what was buffered for standard output and for -o files is all there."""
+    capture = shared_pcaps / "goffinet-sip_captures/uac-uas-scenario-sipp.pcapng"
+    for command in ("messages --format csv", "messages", "analyze --format json", "analyze --format csv", "analyze"):
+        inprocess = CliRunner().invoke(main, [*command.split(), str(capture)])
+        piped = _sipflow(f"{command} {capture} | cat", buffered=True)
+        assert (piped.returncode, piped.stdout) == (0, inprocess.output)
+        to_file = _sipflow(f"{command} {capture} -o {tmp_path}/out", buffered=True)
+        assert (to_file.returncode, (tmp_path / "out").read_text()) == (0, inprocess.output)
+    held = _sipflow(f"analyze {capture} --format jsonl --fail-on outcome=answered > /dev/null", buffered=True)
+    assert (held.returncode, held.stderr) == (1, "sipflow: --fail-on holds: outcome=answered\n")
+
+
+def _sipflow(args: str, buffered: bool = False) -> subprocess.CompletedProcess[str]:
+    """``sipflow ARGS`` run by bash (redirections and process substitution as a user types them);
+    ``buffered``: without PYTHONUNBUFFERED, should the tests run with it."""
     command = f"{Path(sys.executable).parent / 'sipflow'} {args}"
-    return subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60, check=False)
+    env = {k: v for k, v in os.environ.items() if not (buffered and k == "PYTHONUNBUFFERED")}
+    return subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60, check=False, env=env)
 
 
 def test_an_output_file_that_cannot_be_written_is_a_one_line_error(tmp_path: Path) -> None:
