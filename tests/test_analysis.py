@@ -247,6 +247,25 @@ def test_two_reports_of_one_key_are_held_in_turn() -> None:
     assert out == [first, second]
 
 
+def test_the_reports_of_the_end_go_on_as_they_come_in() -> None:
+    """The calling process of several: every mark is in, and the processes hand out the reports
+    of the end in start order, merged so; each goes on once one that starts later has come,
+    with those an earlier sweep left waiting, not all when the last process is done."""
+    taken: list[str] = []
+    in_turn = analysis._InTurn(2, analysis._WatchNotes(), taken.append)
+    in_turn.add(analysis._Handed(0, (150, "waits", "call"), None, "waits"))  # starts after the marks
+    in_turn.add(analysis._Mark(0, 100))
+    in_turn.add(analysis._Mark(0, 100))
+    assert taken == []
+    seen = []
+    for start, name in [(120, "a"), (160, "b"), (160, "c"), (170, "d")]:
+        in_turn.add(analysis._Handed(analysis.AT_END, (start, name, "call"), None, name))
+        seen.append(list(taken))
+    assert seen == [[], ["a", "waits"], ["a", "waits"], ["a", "waits", "b", "c"]]  # c starts with b: held too
+    in_turn.pending.release()  # once every process is done
+    assert taken == ["a", "waits", "b", "c", "d"]
+
+
 def test_at_the_end_each_report_goes_once_none_can_come_before_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """The conversations open at the end are diagnosed in start order, and each report is
     handed over as soon as no later one can start before it (a process of the calls sends
