@@ -387,13 +387,13 @@ def _follow(
         return 0, watch  # the reading process stopped: its error is the one to tell
     decoder.stats.last_ts_ns = end
     ending()
-    run.finish()
-    _LEFT_FOR_EXIT.append(run)  # a forked process: see _LEFT_FOR_EXIT
+    _LEFT_FOR_EXIT.append(run.finish())  # a forked process: see _LEFT_FOR_EXIT
     return run.store.evicted, watch.settled() if watch is not None else None
 
 
 _LEFT_FOR_EXIT: list[object] = []
-"""What a forked process of the calls holds at its end, left to its exit instead of freed
+"""What a forked process of the calls holds at its end (the conversations :meth:`_Run.finish`
+diagnosed), left to its exit instead of freed
 object by object: the process ends by ``os._exit`` (multiprocessing's way), which frees
 nothing. On all-SIP each process frees about 8,000 conversations diagnosed at the end of the
 input otherwise (20,000 took 157 ms to free), after its last report, before its results go."""
@@ -551,8 +551,6 @@ class _Run:
         self.watch = SecurityWatch()  # bounded tables: streaming memory stays bounded
         self.last_ns = 0
         self.count = 0
-        self.finished: list[Conversation] = []
-        """The conversations open at the end, once :meth:`finish` has diagnosed them."""
         self.marks: Callable[[int], None] | None = None
         """Set in a process of the calls, fed by the reader: it sweeps when told (:meth:`sweep`:
         where one process would have), not every :data:`EXPIRE_EVERY` messages of its own; it
@@ -602,11 +600,12 @@ class _Run:
         first = self.store.first_start()
         return self.last_ns if first is None else first
 
-    def finish(self) -> None:
+    def finish(self) -> list[Conversation]:
+        """Diagnose the conversations still open and hand their reports out; returns them."""
         st = self.decoder.stats
         end = max(st.last_ts_ns or 0, self.last_ns)
         icmp = tuple(st.unreachable)
-        conversations = self.finished = self.store.finish()
+        conversations = self.store.finish()
         if self.keep:
             self.by_call = {c.key: c.messages for c in conversations}
         # In start order, each report goes as soon as no other can come before it: a process
@@ -616,3 +615,4 @@ class _Run:
             self.pending.release(c.start_ns)
             self._hold(diagnose(c, end, icmp))
         self.pending.release()
+        return conversations
