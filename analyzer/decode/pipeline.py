@@ -22,7 +22,7 @@ from analyzer.decode.link import ETH_IPV4, ETH_IPV6, LINK_DECODERS, LinkResult
 from analyzer.decode.tcp import Piece, TcpTable
 from analyzer.errors import DecodeError, SipParseError
 from analyzer.limits import DEFAULT_LIMITS, Limits
-from analyzer.sip.message import Origin, SipMessage
+from analyzer.sip.message import Origin, SipMessage, new_tuple
 from analyzer.sip.parser import call_id_of, parse_message
 
 MAX_DEPTH = 6  # tunnels inside tunnels deeper than this are not decoded
@@ -178,7 +178,7 @@ class Decoder:
         addr = self._addr
         src = addr.get(data[26:30]) or self._add_addr(data[26:30])
         dst = addr.get(data[30:34]) or self._add_addr(data[30:34])
-        origin = Origin(number, (number,), ts_ns, src, sport, dst, dport, "udp", "")
+        origin: Origin = new_tuple(Origin, (number, (number,), ts_ns, src, sport, dst, dport, "udp", ""))
         return self._udp_sip(payload, origin, cut=end > len(data))
 
     def _udp_sip(self, payload: bytes, origin: Origin, cut: bool = False) -> list[SipMessage]:

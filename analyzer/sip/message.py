@@ -200,19 +200,21 @@ def packed(msg: SipMessage) -> Packed:
     )
 
 
-_new_tuple: Any = tuple.__new__
-"""What a NamedTuple's constructor calls with its fields: called directly, without the
-constructor's own Python frame (a third of :func:`unpacked`'s time)."""
+new_tuple: Any = tuple.__new__
+"""What a NamedTuple's constructor calls with its fields: ``new_tuple(SipMessage, fields)``
+makes one without the constructor's own Python frame (every field given, in order): a third
+of :func:`unpacked`'s time; 90 of 210 ns for a message the parser makes, 90 of 230 ns for
+its :class:`Origin`."""
 
 
 def unpacked(values: Packed) -> SipMessage:
     """The message :func:`packed` gave ``values`` for (equal to it)."""
     n = _ORIGIN_FIELDS
     method, status, reason, uri, call_id, cseq, cseq_method, data, start, end, body, raw, defects = values[n:]
-    msg: SipMessage = _new_tuple(
+    msg: SipMessage = new_tuple(
         SipMessage,
         (
-            _new_tuple(Origin, values[:n]),
+            new_tuple(Origin, values[:n]),
             method,
             status,
             reason,

@@ -12,7 +12,7 @@ import re
 
 from analyzer.errors import SipParseError
 from analyzer.sip.headers import Headers, decode_text
-from analyzer.sip.message import Origin, SipMessage
+from analyzer.sip.message import Origin, SipMessage, new_tuple
 
 # RFC 3261 §25.1: Method = token; Request-Line = Method SP Request-URI SP SIP-Version CRLF.
 # SIP-Version is case-insensitive ("SIP/2.0" by convention). Like Wireshark, a line may
@@ -160,17 +160,21 @@ def parse_message(data: bytes, origin: Origin) -> SipMessage:
         reason = decode_text((start.group(2) or b"").strip())
     else:
         method, uri, status, reason = decode_text(start.group(1)), decode_text(start.group(2)), 0, ""
-    return SipMessage(
-        origin,
-        method,
-        status,
-        reason,
-        uri,
-        call_id,
-        cseq,
-        cseq_method,
-        Headers(data, line_end, hend),
-        body,
-        data,
-        tuple(defects) if defects else (),
+    msg: SipMessage = new_tuple(  # SipMessage(...), without its constructor's frame
+        SipMessage,
+        (
+            origin,
+            method,
+            status,
+            reason,
+            uri,
+            call_id,
+            cseq,
+            cseq_method,
+            Headers(data, line_end, hend),
+            body,
+            data,
+            tuple(defects) if defects else (),
+        ),
     )
+    return msg
