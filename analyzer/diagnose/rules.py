@@ -435,6 +435,16 @@ def came_back(conv: Conversation) -> list[Finding]:
     ]
 
 
+def _one_to(responses: list[SipMessage]) -> bool:
+    """The responses carry one and the same To header. Compared as the bytes on the wire when
+    each is one plain line (:meth:`Headers.first_line`: nothing decoded, nothing kept: only
+    this rule reads the To of a response), as text otherwise."""
+    lines = {r.headers.first_line("to") for r in responses}
+    if None in lines:
+        return len({r.headers.get("to") for r in responses}) < 2
+    return len(lines) < 2
+
+
 def forked(conv: Conversation, view: CallView | None) -> list[Finding]:
     """One INVITE answered by several To tags (each an early dialog, RFC 3261 §12.1.2), or,
     on a capture that sees the proxy's legs, relayed to several destinations (§16.6)."""
@@ -444,7 +454,7 @@ def forked(conv: Conversation, view: CallView | None) -> list[Finding]:
         early = [r for r in tx.responses if 100 < r.status < 300]
         branches = _branches(view, tx) if view is not None and view.downstream else []
         # Answers with one and the same To header carry one tag: no need to parse it.
-        if len(branches) < 2 and (len(early) < 2 or len({r.headers.get("to") for r in early}) < 2):
+        if len(branches) < 2 and (len(early) < 2 or _one_to(early)):
             continue
         tags = list(dict.fromkeys(t for t in map(to_tag, early) if t))
         if len(tags) < 2 and len(branches) < 2:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 _T = TypeVar("_T")
+_A = TypeVar("_A")
 
 # RFC 3261 §7.3.3 and the IANA header-field registry: compact form -> full name.
 COMPACT_FORMS: dict[str, str] = {
@@ -219,6 +220,17 @@ class Headers:
         elif key in found:
             return found[key]  # type: ignore[return-value]
         value = found[key] = make()
+        return value
+
+    def memo_of(self, key: str, make: Callable[[_A], _T], arg: _A) -> _T:
+        """:meth:`memo` of ``make(arg)``, without a closure made at every call: the call
+        store asks for the top Via branch of every message, the diagnosis for tags."""
+        found = self._found
+        if found is None:
+            found = self._found = {}
+        elif key in found:
+            return found[key]  # type: ignore[return-value]
+        value = found[key] = make(arg)
         return value
 
     def items(self) -> list[tuple[str, str]]:

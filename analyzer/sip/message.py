@@ -99,13 +99,11 @@ class SipMessage(NamedTuple):
 
     @property
     def from_tag(self) -> str:
-        h = self.headers
-        return h.memo("@fromtag", lambda: fields.header_tag(h.get("from")))
+        return self.headers.memo_of("@fromtag", _from_tag, self.headers)
 
     @property
     def to_tag(self) -> str:
-        h = self.headers
-        return h.memo("@totag", lambda: fields.header_tag(h.get("to")))
+        return self.headers.memo_of("@totag", _to_tag, self.headers)
 
     @property
     def vias(self) -> tuple[Via, ...]:
@@ -163,6 +161,14 @@ class SipMessage(NamedTuple):
             return None
         body = self.body
         return self.headers.memo("@sdp", lambda: parse_sdp(body))
+
+
+def _from_tag(h: Headers) -> str:
+    return fields.header_tag(h.get("from"))
+
+
+def _to_tag(h: Headers) -> str:
+    return fields.header_tag(h.get("to"))
 
 
 Packed = tuple[Any, ...]
