@@ -181,22 +181,22 @@ PACKED_STATUS = _ORIGIN_FIELDS + 1
 """Where a packed message holds its status (0 for a request)."""
 
 
+_KEPT = slice(1, 8)
+"""The fields from ``method`` to ``cseq_method``, kept as they are."""
+
+
 def packed(msg: SipMessage) -> Packed:
     """``msg`` as a tuple of plain values that pickles in a fifth of the time a parse takes
     (about 2 µs, and 3 µs to make it a message again with :func:`unpacked`): the header
     block and the body are offsets into the raw bytes when they lie there, as the parser
-    leaves them. What has been looked up in the headers is not kept: it is looked up again."""
+    leaves them. What has been looked up in the headers is not kept: it is looked up again.
+    Made of the origin and a slice of the message (both tuples): 1.1 µs where naming each
+    field took 1.4."""
     data, start, end = msg.headers.block()
     raw, body = msg.raw, msg.body
-    return (
-        *msg.origin,
-        msg.method,
-        msg.status,
-        msg.reason,
-        msg.uri,
-        msg.call_id,
-        msg.cseq,
-        msg.cseq_method,
+    values: Any = msg  # a tuple: its fields sliced at once
+    kept: Packed = msg.origin + values[_KEPT]
+    return kept + (  # noqa: RUF005  (concatenated: unpacking builds a list first, and takes longer)
         None if data is raw else data,
         start,
         end,
