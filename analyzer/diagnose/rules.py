@@ -437,8 +437,8 @@ def came_back(conv: Conversation) -> list[Finding]:
 
 def _one_to(responses: list[SipMessage]) -> bool:
     """The responses carry one and the same To header. Compared as the bytes on the wire when
-    each is one plain line (:meth:`Headers.first_line`: nothing decoded, nothing kept: only
-    this rule reads the To of a response), as text otherwise."""
+    each is one plain line (:meth:`Headers.first_line`: nothing decoded, nothing kept, where
+    most calls read no more of their responses' To), as text otherwise."""
     lines = {r.headers.first_line("to") for r in responses}
     if None in lines:
         return len({r.headers.get("to") for r in responses}) < 2
