@@ -64,7 +64,7 @@ def _idle_limit(conv: Conversation) -> int:
 
 def top_branch(msg: SipMessage) -> str:
     """Top Via branch; for RFC 2543 peers (no magic cookie) a key made of what §17.2.3 matches on."""
-    return msg.headers.memo_of("@branch", _top_branch, msg)
+    return msg.headers.memo("@branch", _top_branch, msg)
 
 
 def _top_branch(msg: SipMessage) -> str:

@@ -212,19 +212,10 @@ class Headers:
     def get_all(self, name: str) -> list[str]:
         return list(self._values(name))
 
-    def memo(self, key: str, make: Callable[[], _T]) -> _T:
-        """What ``make`` parses from these headers, made once (``key`` names it: ``"@to"``)."""
-        found = self._found
-        if found is None:
-            found = self._found = {}
-        elif key in found:
-            return found[key]  # type: ignore[return-value]
-        value = found[key] = make()
-        return value
-
-    def memo_of(self, key: str, make: Callable[[_A], _T], arg: _A) -> _T:
-        """:meth:`memo` of ``make(arg)``, without a closure made at every call: the call
-        store asks for the top Via branch of every message, the diagnosis for tags."""
+    def memo(self, key: str, make: Callable[[_A], _T], arg: _A) -> _T:
+        """What ``make(arg)`` parses from these headers, made once (``key`` names it: ``"@to"``).
+        A function and its argument rather than a closure, made at every call: the call store
+        asks for the top Via branch of every message, the diagnosis for tags."""
         found = self._found
         if found is None:
             found = self._found = {}

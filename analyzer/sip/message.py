@@ -89,31 +89,27 @@ class SipMessage(NamedTuple):
     # -- parsed on demand (see analyzer.sip.fields) -------------------------------------
     @property
     def from_(self) -> NameAddr | None:
-        h = self.headers
-        return h.memo("@from", lambda: fields.name_addr(h.get("from")))
+        return self.headers.memo("@from", _from, self.headers)
 
     @property
     def to(self) -> NameAddr | None:
-        h = self.headers
-        return h.memo("@to", lambda: fields.name_addr(h.get("to")))
+        return self.headers.memo("@to", _to, self.headers)
 
     @property
     def from_tag(self) -> str:
-        return self.headers.memo_of("@fromtag", _from_tag, self.headers)
+        return self.headers.memo("@fromtag", _from_tag, self.headers)
 
     @property
     def to_tag(self) -> str:
-        return self.headers.memo_of("@totag", _to_tag, self.headers)
+        return self.headers.memo("@totag", _to_tag, self.headers)
 
     @property
     def vias(self) -> tuple[Via, ...]:
-        h = self.headers
-        return h.memo("@via", lambda: fields.vias(h.get_all("via")))
+        return self.headers.memo("@via", _vias, self.headers)
 
     @property
     def contact(self) -> NameAddr | None:
-        h = self.headers
-        return h.memo("@contact", lambda: fields.name_addr(h.get("contact")))
+        return self.headers.memo("@contact", _contact, self.headers)
 
     @property
     def reasons(self) -> tuple[ReasonInfo, ...]:
@@ -159,8 +155,24 @@ class SipMessage(NamedTuple):
         ctype = (self.headers.get("content-type") or "").lower()
         if not self.body or "sdp" not in ctype:
             return None
-        body = self.body
-        return self.headers.memo("@sdp", lambda: parse_sdp(body))
+        return self.headers.memo("@sdp", parse_sdp, self.body)
+
+
+# What the properties above parse and memoise, of the headers.
+def _from(h: Headers) -> NameAddr | None:
+    return fields.name_addr(h.get("from"))
+
+
+def _to(h: Headers) -> NameAddr | None:
+    return fields.name_addr(h.get("to"))
+
+
+def _vias(h: Headers) -> tuple[Via, ...]:
+    return fields.vias(h.get_all("via"))
+
+
+def _contact(h: Headers) -> NameAddr | None:
+    return fields.name_addr(h.get("contact"))
 
 
 def _from_tag(h: Headers) -> str:
