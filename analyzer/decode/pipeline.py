@@ -174,7 +174,9 @@ class Decoder:
         uend = 34 + ((data[38] << 8) | data[39])
         if 42 <= uend < end:
             end = uend
-        payload = data[42:end]
+        # an IP total length below 28 (0 with segmentation offload) leaves no payload; a slice
+        # that ends before it starts must not reach mypyc's bytes slice (analyzer/native.py)
+        payload = data[42:end] if end > 42 else b""
         addr = self._addr
         src = addr.get(data[26:30]) or self._add_addr(data[26:30])
         dst = addr.get(data[30:34]) or self._add_addr(data[30:34])

@@ -135,7 +135,9 @@ class Headers:
         # (a call store holds every message of an open call).
         self._data = data
         self._start = start
-        self._end = len(data) if end is None else end
+        # an empty block may be given ending before it starts (no header lines): as a slice
+        # would read it, and never so to mypyc's bytes slice (analyzer/native.py)
+        self._end = len(data) if end is None else max(start, end)
         self._pairs: list[tuple[str, str]] | None = None
         self._found: dict[str, object] | None = None
 
@@ -143,7 +145,7 @@ class Headers:
         return self._data[self._start : self._end]
 
     def block(self) -> tuple[bytes, int, int]:
-        """Where the block is: ``data``, ``start``, ``end`` as given (``Headers(*h.block())``
+        """Where the block is: ``data``, ``start``, ``end`` (``Headers(*h.block())``
         is ``h`` again, with nothing looked up yet)."""
         return self._data, self._start, self._end
 

@@ -71,3 +71,19 @@ def test_every_frame_is_accounted_for_once(shared_pcaps: Path) -> None:
     assert len(rows) == 52
     # bit-flipped start lines that still look like SIP are listed, never silently dropped
     assert {m.reason for m in st.malformed} >= {"bad-request-line", "bad-status-line"}
+
+
+def test_an_ip_total_length_short_of_its_headers_leaves_no_udp_payload() -> None:
+    """IPv4 total length 0 (as segmentation offload writes it): no SIP, and no error (the
+    fast path's payload slice would end before it starts: see analyzer.native)."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.packet import Raw
+
+    from analyzer.decode.pipeline import Decoder
+
+    sip = b"OPTIONS sip:a SIP/2.0\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n"
+    frame = Ether() / IP(src="127.0.0.1", dst="127.0.0.2", len=0) / UDP(sport=5060, dport=5060) / Raw(sip)
+    decoder = Decoder()
+    assert decoder.feed(1, 0, 1, bytes(frame)) == []
+    assert decoder.stats.frames_by_reason == Counter({"udp-not-sip": 1})

@@ -142,3 +142,14 @@ def test_on_demand_fields() -> None:
     assert [(r.protocol, r.cause, r.text) for r in m.reasons] == [("Q.850", 34, "No circuit")]
     assert [(w.code, w.agent, w.text) for w in m.warnings] == [(399, "gw", "no circuits")]
     assert (m.int_header("retry-after"), m.user_agent, m.content_type) == (120, "trunk/1.0", "application/sdp")
+
+
+def test_a_message_without_header_lines() -> None:
+    """The blank line right after the start line: an empty header block (which ends, as
+    found, before it starts: never sliced so, see analyzer.native)."""
+    msg = parse_message(b"OPTIONS sip:a SIP/2.0\r\n\r\n", ORIGIN)
+    assert msg.headers.block()[1:] == (23, 23)
+    assert msg.headers.items() == []
+    assert msg.headers.get("via") is None and msg.headers.first_line("via") is None
+    assert msg.headers == parse_message(b"OPTIONS sip:a SIP/2.0\r\n\r\n", ORIGIN).headers
+    assert msg.defects == ("no-call-id", "no-cseq")
