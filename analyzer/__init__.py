@@ -14,6 +14,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from analyzer import native
+
+native.guard()  # before any compiled module is imported: see analyzer.native
+
 if TYPE_CHECKING:
     from analyzer.analysis import Analysis, analyze
     from analyzer.reader import MessageReader, read_messages

@@ -13,7 +13,7 @@ from typing import IO, TYPE_CHECKING, Any, NamedTuple, TextIO, TypeVar, cast
 
 import click
 
-from analyzer import __version__
+from analyzer import __version__, native
 from analyzer.correlate.model import Kind, Outcome
 from analyzer.correlate.store import MAX_OPEN
 from analyzer.errors import SipflowError, UsageError
@@ -183,7 +183,9 @@ class _Commands(click.Group):
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="sipflow")
+@click.version_option(
+    __version__, prog_name="sipflow", message=f"%(prog)s, version %(version)s; hot modules: {native.state()}"
+)
 def main() -> None:
     """sipflow: find why SIP calls fail, from pcap/pcapng captures."""
 

@@ -399,6 +399,7 @@ def tool_versions() -> list[str]:
     if peers is not None:
         lines.append(f"sip-doctor's venv made from the python in {peers}")
     probes = (
+        ("sipflow", [str(Path(sys.executable).parent / "sipflow"), "--version"]),  # compiled or from source
         ("tshark", ["tshark", "--version"]),
         ("sngrep", ["sngrep", "-V"]),
         ("sip-doctor", [str(PEERS_VENV / "bin" / "sip-doctor"), "--version"]),

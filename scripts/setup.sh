@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(tshark tcpdump sip-tester sngrep kamailio iproute2 gzip chromium socat openssl python3-venv)
+PACKAGES=(tshark tcpdump sip-tester sngrep kamailio iproute2 gzip chromium socat openssl python3-venv gcc libc6-dev python3-dev)
 
 need=()
 for p in "${PACKAGES[@]}"; do
@@ -44,3 +44,6 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: .venv made with $PY (Python $(.venv/bin/python -c 'import sys; print(sys.version.split()[0])'))" >&2
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+# The hot modules compiled with mypyc (README, "Compiled modules"): only when a source changed
+# since the last time; without a C compiler or Python's headers, sipflow runs from source.
+.venv/bin/python scripts/compile.py
