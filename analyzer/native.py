@@ -12,7 +12,6 @@ compiled build gives the same output as the source, byte for byte (tests/test_na
 from __future__ import annotations
 
 import importlib.machinery
-import importlib.util
 import os
 import sys
 import zlib
@@ -38,13 +37,14 @@ MODULES = (
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 """The directory that holds the ``analyzer`` package."""
 MANIFEST = os.path.join(ROOT, "analyzer", "compiled.txt")
-"""One line per module compiled: its name and the CRC-32 of the source compiled."""
+"""What was compiled: the extension modules' suffix, then a line per module, its name and the
+CRC-32 of the source compiled (:func:`manifest_text`)."""
 PURE = "SIPFLOW_PURE"
 """Set (to anything but empty), this environment variable keeps the compiled modules unused."""
 
 
-def source_path(module: str, root: str = ROOT) -> str:
-    return os.path.join(root, *module.split(".")) + ".py"
+def source_path(module: str) -> str:
+    return os.path.join(ROOT, *module.split(".")) + ".py"
 
 
 def checksum(data: bytes) -> int:
@@ -55,8 +55,8 @@ SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
 """What this interpreter's extension modules are named with (``.cpython-311-x86_64-linux-gnu.so``)."""
 
 
-def compiled_path(module: str, root: str = ROOT) -> str:
-    return os.path.join(root, *module.split(".")) + SUFFIX
+def compiled_path(module: str) -> str:
+    return os.path.join(ROOT, *module.split(".")) + SUFFIX
 
 
 def manifest_text(modules: Sequence[str], read: Callable[[str], bytes]) -> str:
@@ -78,16 +78,16 @@ def fresh(
         return False
 
 
-def _exists(module: str) -> bool:
+def has_compiled(module: str) -> bool:
     return os.path.isfile(compiled_path(module))
 
 
-def _read_source(module: str) -> bytes:
+def read_source(module: str) -> bytes:
     with open(source_path(module), "rb") as f:
         return f.read()
 
 
-def _read_manifest() -> str | None:
+def read_manifest() -> str | None:
     try:
         with open(MANIFEST, encoding="utf-8") as f:
             return f.read()
@@ -110,18 +110,21 @@ class _Sources:
         for folder in path or ():
             file = os.path.join(folder, name + ".py")
             if os.path.isfile(file):
+                import importlib.util  # only when the compiled modules are not taken
+
                 return importlib.util.spec_from_file_location(fullname, file)
         return None
 
 
 _state = ["source"]
+"""What :func:`guard` found (a list: set without ``global``)."""
 
 
 def guard() -> None:
     """Keep the compiled modules unused unless they are fresh and wanted (see the module's text)."""
     if os.environ.get(PURE):
         _state[0] = f"source ({PURE} is set)"
-    elif not fresh(manifest := _read_manifest(), MODULES, _read_source, _exists):
+    elif not fresh(manifest := read_manifest(), MODULES, read_source, has_compiled):
         _state[0] = "source" if manifest is None else "source (the compiled modules are stale: scripts/compile.py)"
     else:
         _state[0] = f"compiled with mypyc ({len(MODULES)} modules)"
@@ -133,8 +136,3 @@ def guard() -> None:
 def state() -> str:
     """How the hot modules run: ``compiled with mypyc (11 modules)``, or ``source`` and why."""
     return _state[0]
-
-
-def compiled(module: ModuleType) -> bool:
-    """``module`` was loaded from an extension module (compiled), not from its source."""
-    return (getattr(module, "__file__", None) or "").endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))

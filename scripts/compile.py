@@ -31,10 +31,6 @@ GROUP = "analyzer._native"
 """The compiled modules are one group: one shared library, ``analyzer/_native__mypyc*.so``."""
 
 
-def _read(module: str) -> bytes:
-    return Path(native.source_path(module, str(ROOT))).read_bytes()
-
-
 def _built() -> list[Path]:
     """Every extension module this script may have left in the package."""
     return [p for p in (ROOT / "analyzer").rglob("*.so") if p.is_file()]
@@ -68,7 +64,7 @@ def build() -> None:
     from setuptools import Distribution
 
     clean()
-    paths = [native.source_path(m, str(ROOT)) for m in native.MODULES]
+    paths = [native.source_path(m) for m in native.MODULES]
     with tempfile.TemporaryDirectory(prefix="sipflow-mypyc-") as tmp, contextlib.chdir(ROOT):
         extensions = mypycify(paths, opt_level="3", group_name=GROUP, target_dir=os.path.join(tmp, "c"))
         dist = Distribution({"name": "sipflow-native", "ext_modules": extensions})
@@ -76,7 +72,7 @@ def build() -> None:
         cmd.inplace = True  # type: ignore[attr-defined]
         cmd.build_temp = os.path.join(tmp, "temp")  # type: ignore[attr-defined]
         dist.run_command("build_ext")
-    Path(native.MANIFEST).write_text(native.manifest_text(native.MODULES, _read), encoding="ascii")
+    Path(native.MANIFEST).write_text(native.manifest_text(native.MODULES, native.read_source), encoding="utf-8")
 
 
 def main() -> int:
@@ -92,9 +88,8 @@ def main() -> int:
         clean()
         print("compile: removed the compiled modules; sipflow runs from source", file=sys.stderr)
         return 0
-    manifest = Path(native.MANIFEST).read_text(encoding="ascii") if Path(native.MANIFEST).is_file() else None
-    exists = lambda m: Path(native.compiled_path(m, str(ROOT))).is_file()  # noqa: E731
-    if not args.force and native.fresh(manifest, native.MODULES, _read, exists):
+    fresh = native.fresh(native.read_manifest(), native.MODULES, native.read_source, native.has_compiled)
+    if fresh and not args.force:
         return 0
     reason = why_not()
     if reason is not None:
