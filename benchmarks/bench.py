@@ -295,6 +295,11 @@ def sipflow_tools(notes: list[str]) -> list[Tool]:
             continue
         command = _command_line([str(exe), sub], opts)
         tools.append(Tool(name=f"sipflow {sub}{label}", command=command, check=command, found=found))
+    if tools and "compiled" in simple_output([str(exe), "--version"], 60).stdout:
+        # The same analysis with the hot modules run from source, as without a C compiler
+        # (analyzer/native.py): what a machine that could not compile them gets.
+        source = _command_line(["env", "SIPFLOW_PURE=1", str(exe), "analyze"], ["--format", "json"])
+        tools.append(Tool(name="sipflow analyze (source)", command=source, check=source, found=found_json))
     return tools
 
 
