@@ -4,8 +4,8 @@
     .venv/bin/python scripts/compile.py --force  # again anyway
     .venv/bin/python scripts/compile.py --clean  # remove them: sipflow runs from source
 
-scripts/setup.sh runs it. It needs a C compiler and the interpreter's headers (Debian:
-build-essential, python3-dev); without them it says so and sipflow runs from source, with
+scripts/setup.sh runs it. It needs a C compiler and the interpreter's headers (Debian: gcc,
+libc6-dev, python3-dev, which scripts/setup.sh installs); without them it says so and sipflow runs from source, with
 the same output. Until the modules are compiled again, an edited source is what runs
 (analyzer/native.py checks each source against what was compiled).
 """
@@ -49,9 +49,9 @@ def why_not() -> str | None:
     include = sysconfig.get_paths()["include"]
     if not Path(include, "Python.h").is_file():
         return f"no Python.h in {include} (Debian: apt-get install python3-dev)"
-    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    compiler = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]  # CC: as setuptools
     if shutil.which(compiler) is None:
-        return f"no C compiler ({compiler}; Debian: apt-get install build-essential)"
+        return f"no C compiler ({compiler}; Debian: apt-get install gcc libc6-dev)"
     try:
         import mypyc.build  # noqa: F401
     except ImportError:
