@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import functools
 import io
 import json
 import os
@@ -274,9 +275,20 @@ def found_sip_doctor(text: str) -> str:
 # --- the tools ------------------------------------------------------------------------------
 
 
+def sipflow_console() -> Path:
+    """sipflow's console script, beside the interpreter that runs the bench."""
+    return Path(sys.executable).parent / "sipflow"
+
+
+@functools.cache
+def sipflow_version() -> subprocess.CompletedProcess[str]:
+    """``sipflow --version``: it names the build (compiled or from source); asked once."""
+    return simple_output([str(sipflow_console()), "--version"], 60)
+
+
 def sipflow_tools(notes: list[str]) -> list[Tool]:
     """sipflow's commands, from the console script beside this interpreter, if they run yet."""
-    exe = Path(sys.executable).parent / "sipflow"
+    exe = sipflow_console()
     if not exe.exists():
         notes.append(f"sipflow: no console script at {exe} (pip install -e . in the venv)")
         return []
@@ -295,7 +307,7 @@ def sipflow_tools(notes: list[str]) -> list[Tool]:
             continue
         command = _command_line([str(exe), sub], opts)
         tools.append(Tool(name=f"sipflow {sub}{label}", command=command, check=command, found=found))
-    if tools and "compiled" in simple_output([str(exe), "--version"], 60).stdout:
+    if tools and "compiled" in sipflow_version().stdout:
         # The same analysis with the hot modules run from source, as without a C compiler
         # (analyzer/native.py): what a machine that could not compile them gets.
         source = _command_line(["env", "SIPFLOW_PURE=1", str(exe), "analyze"], ["--format", "json"])
@@ -404,13 +416,13 @@ def tool_versions() -> list[str]:
     if peers is not None:
         lines.append(f"sip-doctor's venv made from the python in {peers}")
     probes = (
-        ("sipflow", [str(Path(sys.executable).parent / "sipflow"), "--version"]),  # compiled or from source
-        ("tshark", ["tshark", "--version"]),
-        ("sngrep", ["sngrep", "-V"]),
-        ("sip-doctor", [str(PEERS_VENV / "bin" / "sip-doctor"), "--version"]),
+        ("sipflow", sipflow_version),  # compiled or from source
+        ("tshark", lambda: simple_output(["tshark", "--version"], 30)),
+        ("sngrep", lambda: simple_output(["sngrep", "-V"], 30)),
+        ("sip-doctor", lambda: simple_output([str(PEERS_VENV / "bin" / "sip-doctor"), "--version"], 30)),
     )
-    for name, argv in probes:
-        out = simple_output(argv, 30)
+    for name, probe in probes:
+        out = probe()
         first = (out.stdout or out.stderr).strip().splitlines()
         lines.append(f"{name}: {first[0].strip() if out.returncode == 0 and first else 'not available'}")
     return lines
