@@ -137,7 +137,7 @@ class Headers:
         self._start = start
         # an empty block may be given ending before it starts (no header lines): as a slice
         # would read it, and never so to mypyc's bytes slice (analyzer/native.py)
-        self._end = len(data) if end is None else max(start, end)
+        self._end = len(data) if end is None else end if end > start else start
         self._pairs: list[tuple[str, str]] | None = None
         self._found: dict[str, object] | None = None
 
